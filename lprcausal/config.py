@@ -1,0 +1,477 @@
+"""Hyperparameters and run descriptions.
+
+A :class:`TrainConfig` is one set of training hyperparameters ``H``; ``H_find`` and
+``H_eval`` are two independent instances. A :class:`FindSpec` or :class:`EvalSpec`
+describes one run completely; its :func:`spec_hash` names the run's directory in the
+store, so identical work is never redone.
+
+Hashing rule (kept from OpenLTH): only fields that differ from their default enter
+the hash. A new option added later with a default that reproduces the old behaviour
+therefore changes no existing hash. Never change an existing default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import tomli_w
+
+from lprcausal.errors import LprError
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine")
+PRUNE_METHODS = ("oneshot", "imp")
+EVAL_MODES = ("rewind", "finetune", "reinit")
+MASK_KINDS = ("own", "transplant", "interp", "uniform", "erk", "lamp", "shuffle", "random")
+
+_POINT = re.compile(r"^\s*(\d+)\s*(it|ep)\s*$")
+
+
+def parse_point(text: str, field_name: str = "rewind") -> tuple[int, str]:
+    """Parse a training point such as ``"500it"`` or ``"2ep"`` into (count, unit)."""
+    m = _POINT.match(str(text))
+    if not m:
+        raise LprError(
+            f"{field_name} = {text!r} is not a training point: expected 'init', "
+            "'<N>it' (after N iterations) or '<N>ep' (after N epochs), e.g. '500it' or '1ep'."
+        )
+    return int(m.group(1)), m.group(2)
+
+
+def point_to_step(text: str, steps_per_epoch: int, field_name: str = "rewind") -> int:
+    """Convert ``init`` / ``<N>it`` / ``<N>ep`` into an optimizer step index."""
+    if str(text).strip() == "init":
+        return 0
+    n, unit = parse_point(text, field_name)
+    return n if unit == "it" else n * steps_per_epoch
+
+
+class _Config:
+    """Shared behaviour of the frozen config dataclasses: dict/TOML I/O and hashing."""
+
+    _section: ClassVar[str] = ""
+
+    def to_dict(self, *, omit_defaults: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, _Config):
+                value = value.to_dict(omit_defaults=omit_defaults)
+                if omit_defaults and not value:
+                    continue
+            elif isinstance(value, tuple):
+                value = list(value)
+            if omit_defaults and _equals_default(f, getattr(self, f.name)):
+                continue
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = ""):
+        where = where or cls._section
+        if not isinstance(data, dict):
+            raise LprError(f"{where} must be a table of options, got {data!r}.")
+        known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = [k for k in data if k not in known]
+        if unknown:
+            from difflib import get_close_matches
+
+            key = unknown[0]
+            near = get_close_matches(key, list(known), n=1)
+            hint = f" Did you mean '{near[0]}'?" if near else ""
+            raise LprError(
+                f"Unknown option '{where}.{key}'.{hint} Valid options of {where} are: "
+                f"{', '.join(sorted(known))}."
+            )
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            kwargs[key] = _coerce(known[key], value, f"{where}.{key}")
+        return cls(**kwargs)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+def _equals_default(f: dataclasses.Field, value: Any) -> bool:
+    if f.default is not dataclasses.MISSING:
+        return value == f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return value == f.default_factory()  # type: ignore[misc]
+    return False
+
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
+    """Check a TOML/JSON value against the field's annotation and convert lists to tuples."""
+    ann = str(f.type)
+    nested = _NESTED.get(ann.replace(" | None", ""))
+    if nested is not None:
+        return nested.from_dict(value, where)
+    if value is None and "None" in ann:
+        return None
+    if ann.startswith("tuple"):
+        if not isinstance(value, (list, tuple)):
+            raise LprError(f"{where} = {value!r} has the wrong type: expected a list.")
+        inner = ann[ann.index("[") + 1 : ann.index(",") if "," in ann else ann.index("]")]
+        return tuple(_check_scalar(v, inner.strip(), where) for v in value)
+    base = ann.replace(" | None", "").strip()
+    return _check_scalar(value, base, where)
+
+
+def _check_scalar(value: Any, type_name: str, where: str) -> Any:
+    if type_name == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if type_name == "int | str":
+        if isinstance(value, (int, str)) and not isinstance(value, bool):
+            return value
+        raise LprError(f"{where} = {value!r} has the wrong type: expected an integer or a string.")
+    expected = _TYPES.get(type_name)
+    if expected is None or (isinstance(value, expected) and not (
+        expected is not bool and isinstance(value, bool)
+    )):
+        return value
+    raise LprError(f"{where} = {value!r} has the wrong type: expected {type_name}.")
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Config):
+    """One set of training hyperparameters H (used for H_find and for H_eval).
+
+    Length is given by exactly one of ``epochs`` and ``iterations``. Milestones and
+    warmup use training points (``"<N>it"`` or ``"<N>ep"``). ``lr`` is the peak learning
+    rate; the schedule multiplies it by a factor that depends on the step only.
+    """
+
+    _section: ClassVar[str] = "train"
+
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    epochs: int | None = 20
+    iterations: int | None = None
+    schedule: str = "constant"
+    milestones: tuple[str, ...] = ()
+    gamma: float = 0.1
+    warmup: str = "0it"
+    augment: bool = False
+
+    def __post_init__(self):
+        self.validate()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "") -> TrainConfig:
+        # TOML has no null: giving `iterations` alone means "train by iterations".
+        if isinstance(data, dict) and "iterations" in data and "epochs" not in data:
+            data = {**data, "epochs": None}
+        return super().from_dict(data, where)
+
+    def validate(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise LprError(
+                f"optimizer = {self.optimizer!r} is not known: expected one of {', '.join(OPTIMIZERS)}."
+            )
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise LprError(f"lr = {self.lr!r} is not valid: expected a positive learning rate.")
+        if not 0 <= self.momentum < 1:
+            raise LprError(f"momentum = {self.momentum!r} is not valid: expected 0 <= momentum < 1.")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise LprError(
+                "nesterov = true needs optimizer = 'sgd' with momentum > 0 "
+                f"(got optimizer = {self.optimizer!r}, momentum = {self.momentum})."
+            )
+        if self.weight_decay < 0:
+            raise LprError(
+                f"weight_decay = {self.weight_decay!r} is not valid: expected a value >= 0."
+            )
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise LprError(
+                f"batch_size = {self.batch_size!r} is not valid: expected a positive integer."
+            )
+        if (self.epochs is None) == (self.iterations is None):
+            raise LprError(
+                f"epochs = {self.epochs!r}, iterations = {self.iterations!r}: expected exactly "
+                "one of the two training lengths to be set."
+            )
+        length = self.epochs if self.epochs is not None else self.iterations
+        if not isinstance(length, int) or length < 1:
+            name = "epochs" if self.epochs is not None else "iterations"
+            raise LprError(f"{name} = {length!r} is not valid: expected a positive integer.")
+        if self.schedule not in SCHEDULES:
+            raise LprError(
+                f"schedule = {self.schedule!r} is not known: expected one of {', '.join(SCHEDULES)}."
+            )
+        for m in self.milestones:
+            parse_point(m, "milestones")
+        if self.warmup.strip() != "init":
+            parse_point(self.warmup, "warmup")
+        if not 0 < self.gamma <= 1:
+            raise LprError(f"gamma = {self.gamma!r} is not valid: expected 0 < gamma <= 1.")
+
+    def steps_per_epoch(self, n_train: int) -> int:
+        """Optimizer steps per epoch: full batches only, so every step sees batch_size samples."""
+        if self.batch_size > n_train:
+            raise LprError(
+                f"batch_size = {self.batch_size} is larger than the training set "
+                f"({n_train} samples): expected batch_size <= {n_train}."
+            )
+        return n_train // self.batch_size
+
+    def total_steps(self, n_train: int) -> int:
+        spe = self.steps_per_epoch(n_train)
+        return self.iterations if self.iterations is not None else self.epochs * spe
+
+    def lr_factors(self, n_train: int) -> list[float]:
+        """Learning-rate multiplier for each optimizer step ``0 .. total_steps-1``."""
+        spe = self.steps_per_epoch(n_train)
+        total = self.total_steps(n_train)
+        warm = point_to_step(self.warmup, spe, "warmup")
+        miles = sorted(point_to_step(m, spe, "milestones") for m in self.milestones)
+        out = []
+        for t in range(total):
+            if self.schedule == "step":
+                f = self.gamma ** sum(1 for m in miles if t >= m)
+            elif self.schedule == "cosine":
+                f = 0.5 * (1 + math.cos(math.pi * t / total))
+            else:
+                f = 1.0
+            if t < warm:
+                f *= (t + 1) / warm
+            out.append(f)
+        return out
+
+
+@dataclass(frozen=True)
+class DataConfig(_Config):
+    """Which dataset a run trains on. The data root is a location, not content: not hashed."""
+
+    _section: ClassVar[str] = "data"
+
+    name: str = "mnist1d"
+    n_samples: int | None = None
+    val_fraction: float = 0.1
+
+    def __post_init__(self):
+        if not 0 <= self.val_fraction < 1:
+            raise LprError(
+                f"val_fraction = {self.val_fraction!r} is not valid: expected 0 <= val_fraction < 1."
+            )
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Config):
+    """Architecture: a name from :data:`lprcausal.models.MODELS` and optional widths."""
+
+    _section: ClassVar[str] = "model"
+
+    name: str = "mlp"
+    widths: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class PruneConfig(_Config):
+    """How the find phase turns a trained network into masks.
+
+    ``oneshot`` trains once and prunes to every target sparsity; ``imp`` prunes a
+    fraction ``rate`` of the remaining weights per round (the targets are inserted as
+    extra levels), rewinding to ``rewind`` and retraining with H_find between rounds.
+    """
+
+    _section: ClassVar[str] = "prune"
+
+    method: str = "oneshot"
+    sparsities: tuple[float, ...] = (0.5, 0.8, 0.9)
+    rate: float = 0.2
+    rewind: str = "init"
+    exclude_first: bool = False
+    exclude_last: bool = False
+
+    def __post_init__(self):
+        if self.method not in PRUNE_METHODS:
+            raise LprError(
+                f"method = {self.method!r} is not known: expected one of {', '.join(PRUNE_METHODS)}."
+            )
+        if not self.sparsities:
+            raise LprError("sparsities = [] is empty: expected at least one target sparsity.")
+        for s in self.sparsities:
+            check_sparsity(s)
+        if not 0 < self.rate < 1:
+            raise LprError(f"rate = {self.rate!r} is not valid: expected 0 < rate < 1.")
+        if self.rewind.strip() != "init":
+            parse_point(self.rewind, "rewind")
+
+    def levels(self) -> list[float]:
+        """Sparsity levels the find phase produces masks for, ascending."""
+        targets = sorted(set(self.sparsities))
+        if self.method == "oneshot":
+            return targets
+        top = targets[-1]
+        levels = set(targets)
+        r = 1
+        while (level := 1 - (1 - self.rate) ** r) < top - 1e-12:
+            levels.add(round(level, 12))
+            r += 1
+        return sorted(levels)
+
+
+def check_sparsity(s: float, field_name: str = "sparsity") -> float:
+    if not isinstance(s, (int, float)) or isinstance(s, bool) or not 0 <= s < 1:
+        raise LprError(
+            f"{field_name} = {s!r} is not valid: expected a fraction of weights removed, 0 <= s < 1."
+        )
+    return float(s)
+
+
+@dataclass(frozen=True)
+class FindSpec(_Config):
+    """A find run: train a dense network with H_find and derive masks at each level."""
+
+    _section: ClassVar[str] = "find"
+    kind: ClassVar[str] = "find"
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class MaskSpec(_Config):
+    """Where an eval run's mask comes from.
+
+    ``own``: the mask stored by the weights' find run. ``transplant``: layerwise
+    magnitude pruning of the weights at the LPR of run ``lpr_from``. ``interp``: at
+    ``(1-alpha)*LPR(lpr_from) + alpha*LPR(lpr_to)``. ``uniform``/``erk``/``lamp``:
+    layerwise magnitude pruning at that allocation. ``shuffle``: the own mask
+    shuffled within each layer (same LPR). ``random``: random positions at the own LPR.
+    """
+
+    _section: ClassVar[str] = "mask"
+
+    kind: str = "own"
+    lpr_from: str | None = None
+    lpr_to: str | None = None
+    alpha: float | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.kind not in MASK_KINDS:
+            raise LprError(
+                f"mask kind = {self.kind!r} is not known: expected one of {', '.join(MASK_KINDS)}."
+            )
+        if self.alpha is not None and not 0 <= self.alpha <= 1:
+            raise LprError(f"alpha = {self.alpha!r} is not valid: expected 0 <= alpha <= 1.")
+
+
+@dataclass(frozen=True)
+class EvalSpec(_Config):
+    """An eval run: a mask at ``sparsity`` on the weights of find run ``find``, retrained with H_eval.
+
+    ``mode``: ``rewind`` (to the find run's rewind point), ``finetune`` (from its final
+    weights) or ``reinit`` (fresh random init of the surviving weights, a control).
+    """
+
+    _section: ClassVar[str] = "eval"
+    kind: ClassVar[str] = "eval"
+
+    find: str = ""
+    sparsity: float = 0.8
+    train: TrainConfig = field(default_factory=TrainConfig)
+    mask: MaskSpec = field(default_factory=MaskSpec)
+    mode: str = "rewind"
+    seed: int = 0
+
+    def __post_init__(self):
+        check_sparsity(self.sparsity)
+        if self.mode not in EVAL_MODES:
+            raise LprError(
+                f"mode = {self.mode!r} is not known: expected one of {', '.join(EVAL_MODES)}."
+            )
+
+
+_NESTED: dict[str, type[_Config]] = {
+    "TrainConfig": TrainConfig,
+    "DataConfig": DataConfig,
+    "ModelConfig": ModelConfig,
+    "PruneConfig": PruneConfig,
+    "MaskSpec": MaskSpec,
+}
+
+SPEC_TYPES: dict[str, type[_Config]] = {"find": FindSpec, "eval": EvalSpec}
+
+
+def spec_to_record(spec: FindSpec | EvalSpec) -> dict[str, Any]:
+    """The full resolved description stored with a run (defaults included)."""
+    return {"kind": spec.kind, "spec": spec.to_dict()}
+
+
+def spec_from_record(record: dict[str, Any]) -> FindSpec | EvalSpec:
+    kind = record.get("kind")
+    if kind not in SPEC_TYPES:
+        raise LprError(f"run kind = {kind!r} is not known: expected 'find' or 'eval'.")
+    return SPEC_TYPES[kind].from_dict(record["spec"], kind)
+
+
+def spec_hash(spec: FindSpec | EvalSpec) -> str:
+    """Stable 16-hex-digit hash of the non-default fields (see module docstring)."""
+    payload = {"kind": spec.kind, **spec.to_dict(omit_defaults=True)}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def derive_seed(seed: int, role: str) -> int:
+    """A 63-bit seed from a replicate index and a role (``"init"``, ``"find-data"``, ...).
+
+    Arms compared within a replicate share every role's seed, so paired tests are valid.
+    """
+    digest = hashlib.sha256(f"lprcausal/{int(seed)}/{role}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise LprError(f"The file {str(p)!r} does not exist: expected a TOML file.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise LprError(f"The file {str(p)!r} is not valid TOML: {exc}.") from None
+
+
+def train_config_from_toml(path: str | Path, table: str | None = None) -> TrainConfig:
+    """Read a TrainConfig from a TOML file (the whole file, or one of its tables)."""
+    data = load_toml(path)
+    if table is not None:
+        if table not in data:
+            raise LprError(
+                f"The file {str(path)!r} has no table [{table}]: tables present are "
+                f"{', '.join(data) or 'none'}."
+            )
+        data = data[table]
+    return TrainConfig.from_dict(data, f"{path}:{table or 'train'}")
+
+
+def to_toml(config: _Config) -> str:
+    """TOML text for a config (``None`` fields are left out, as TOML has no null)."""
+    return tomli_w.dumps(_drop_none(config.to_dict()))
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_drop_none(v) if isinstance(v, dict) else v) for k, v in d.items() if v is not None}
