@@ -1,0 +1,74 @@
+"""How many runs fit in one fused group: a memory estimate per member against a budget."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import psutil
+import torch
+
+from lprcausal.errors import LprError
+from lprcausal.models import build_model
+
+# Bytes of float32 state per trainable parameter and member: weights, gradient, the
+# gradient's autograd copy, momentum / first moment, second moment, temporaries,
+# learning-rate expansion, mask, and the int64 member index.
+_PARAM_BYTES = 4 * 8 + 8
+# Activations are kept for backward and their gradients are formed: about 3x forward.
+_ACTIVATION_FACTOR = 3
+
+
+@lru_cache(maxsize=64)
+def activation_elements(model_name: str, widths, in_shape: tuple, n_classes: int) -> int:
+    """Elements of all module outputs for one sample (a probe forward pass on the CPU)."""
+    model = build_model(model_name, in_shape, n_classes, widths=widths)
+    total = 0
+
+    def hook(_module, _inputs, output):
+        nonlocal total
+        if isinstance(output, torch.Tensor):
+            total += output.numel()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    with torch.no_grad():
+        model.eval()
+        model(torch.zeros(1, *in_shape))
+    for h in handles:
+        h.remove()
+    return total
+
+
+def member_bytes(job, data) -> int:
+    """Estimated bytes one member of a fused group needs during training."""
+    spec = job.model
+    n_params = sum(t.numel() for t in job.init_state.values() if t.is_floating_point())
+    act = activation_elements(spec.name, spec.widths, tuple(data.in_shape), data.n_classes)
+    batch = job.train.batch_size
+    sample = 1
+    for d in data.in_shape:
+        sample *= d
+    return n_params * _PARAM_BYTES + 4 * batch * (act * _ACTIVATION_FACTOR + sample)
+
+
+def available_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    return int(psutil.virtual_memory().available)
+
+
+def group_capacity(job, data, device: torch.device, options) -> int:
+    """Largest K that fits ``options.memory_fraction`` of free memory (and ``max_members``)."""
+    need = member_bytes(job, data)
+    budget = int(available_bytes(device) * options.memory_fraction)
+    if need > budget:
+        raise LprError(
+            f"One run of model {job.model.name!r} at batch_size = {job.train.batch_size} needs "
+            f"about {need / 2**30:.2f} GiB, more than the memory budget of "
+            f"{budget / 2**30:.2f} GiB ({options.memory_fraction:.0%} of free memory on {device}): "
+            "expected a smaller batch size or a larger memory fraction."
+        )
+    cap = max(1, budget // need)
+    if options.max_members is not None:
+        cap = min(cap, options.max_members)
+    return int(cap)
