@@ -1,0 +1,128 @@
+"""Read stored runs back as objects (find runs and eval runs)."""
+
+from __future__ import annotations
+
+import torch
+
+from lprcausal.config import EvalSpec, FindSpec, spec_from_record
+from lprcausal.errors import LprError
+from lprcausal.store import RunStore
+
+LEVEL_TOL = 1e-9
+
+
+def level_key(s: float) -> str:
+    """The text key of a sparsity level in stored tensors and metrics ("0.8")."""
+    return repr(round(float(s), 12))
+
+
+def split_levels(tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    """{"0.8/fc.weight": t} -> {"0.8": {"fc.weight": t}}."""
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for key, t in tensors.items():
+        level, name = key.split("/", 1)
+        out.setdefault(level, {})[name] = t
+    return out
+
+
+def join_levels(per_level: dict[float, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {f"{level_key(s)}/{n}": t for s, d in per_level.items() for n, t in d.items()}
+
+
+class StoredRun:
+    """Common view of a run directory: id, kind, spec, metrics."""
+
+    def __init__(self, store: RunStore, run_id: str):
+        self.store = store
+        self.id = run_id
+        self.record = store.read_json(run_id)
+        try:
+            self.spec = spec_from_record(self.record)
+        except (KeyError, TypeError) as exc:
+            raise store._damaged(run_id, "run.json", f"does not describe a run ({exc})") from None
+        self.kind = self.record["kind"]
+        self._metrics = None
+
+    @property
+    def metrics(self) -> dict:
+        if self._metrics is None:
+            self._metrics = self.store.read_json(self.id, "metrics.json")
+        return self._metrics
+
+    @property
+    def prunable(self) -> list[str]:
+        return list(self.record["prunable"])
+
+    @property
+    def layers(self) -> list[dict]:
+        return list(self.record["layers"])
+
+
+class FindRun(StoredRun):
+    """A find run: dense training with H_find and masks at each sparsity level."""
+
+    spec: FindSpec
+
+    def __init__(self, store: RunStore, run_id: str, field: str = "run"):
+        super().__init__(store, run_id)
+        if self.kind != "find":
+            raise LprError(
+                f"{field} = {run_id} is an {self.kind} run: expected a find run (made by "
+                "`lprcausal find`), whose masks and weights an eval or transplant starts from."
+            )
+        self._masks = None
+
+    @property
+    def levels(self) -> list[float]:
+        return [float(s) for s in self.metrics["levels"]]
+
+    def level(self, s: float, field: str = "sparsity") -> str:
+        for have in self.levels:
+            if abs(have - float(s)) < LEVEL_TOL:
+                return level_key(have)
+        have = ", ".join(f"{x:g}" for x in self.levels)
+        raise LprError(
+            f"{field} = {s!r} is not a level of find run {self.id}: it has masks for "
+            f"sparsities {have}."
+        )
+
+    def mask(self, s: float) -> dict[str, torch.Tensor]:
+        key = self.level(s)
+        if self._masks is None:
+            self._masks = split_levels(self.store.read_tensors(self.id, "masks.safetensors"))
+        return self._masks[key]
+
+    def rewind_state(self) -> dict[str, torch.Tensor]:
+        return self.store.read_tensors(self.id, "weights_rewind.safetensors")
+
+    def final_state(self) -> dict[str, torch.Tensor]:
+        return self.store.read_tensors(self.id, "weights_final.safetensors")
+
+    def source_state(self, s: float) -> dict[str, torch.Tensor]:
+        """The trained weights that mask ``s`` was pruned from (dense final for one-shot)."""
+        key = self.level(s)
+        if self.store.has_file(self.id, "weights_levels.safetensors"):
+            return split_levels(self.store.read_tensors(self.id, "weights_levels.safetensors"))[key]
+        return self.final_state()
+
+    def prunable_weights(self, s: float) -> dict[str, torch.Tensor]:
+        state = self.source_state(s)
+        return {n: state[n] for n in self.prunable}
+
+    def find_acc(self, s: float) -> float:
+        return float(self.metrics["find_acc"][self.level(s)])
+
+
+class EvalRun(StoredRun):
+    """An eval run: a mask on a find run's weights, retrained with H_eval."""
+
+    spec: EvalSpec
+
+    def mask(self) -> dict[str, torch.Tensor]:
+        return self.store.read_tensors(self.id, "mask.safetensors")
+
+
+def open_run(store: RunStore, ref: str, field: str = "run") -> FindRun | EvalRun:
+    run_id = store.resolve(ref, field)
+    base = StoredRun(store, run_id)
+    return FindRun(store, run_id, field) if base.kind == "find" else EvalRun(store, run_id)
