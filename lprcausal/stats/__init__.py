@@ -1,0 +1,42 @@
+"""Statistical building blocks for per-seed paired designs.
+
+Each test returns a :class:`TestRecord`; :func:`records_to_dataset` stacks records
+into an xarray Dataset. Defaults follow the design notes: paired t with t CIs, an
+exact sign-flip test as robustness check, type-III ANOVA with sum contrasts, TOST
+before claiming no effect, Page's test and per-seed slopes for dose-response,
+Holm within pre-registered families and Benjamini-Hochberg across exploratory grids.
+"""
+
+from lprcausal.stats.anova import factorial_anova
+from lprcausal.stats.mediation import (
+    CONTRASTS,
+    mediation_tests,
+    proportion_mediated,
+    transplant_contrasts,
+)
+from lprcausal.stats.multiple import adjust, adjust_records
+from lprcausal.stats.paired import min_sign_flip_p, paired_t, sign_flip_test, tost_paired
+from lprcausal.stats.ranking import rank_agreement
+from lprcausal.stats.records import TestRecord, records_to_dataset
+from lprcausal.stats.trend import isotonic_fit, page_trend, per_seed_slopes, slope_test
+
+__all__ = [
+    "CONTRASTS",
+    "TestRecord",
+    "adjust",
+    "adjust_records",
+    "factorial_anova",
+    "isotonic_fit",
+    "mediation_tests",
+    "min_sign_flip_p",
+    "page_trend",
+    "paired_t",
+    "per_seed_slopes",
+    "proportion_mediated",
+    "rank_agreement",
+    "records_to_dataset",
+    "sign_flip_test",
+    "slope_test",
+    "tost_paired",
+    "transplant_contrasts",
+]

@@ -1,0 +1,151 @@
+"""Dose-response tests: does accuracy rise with the interpolation weight alpha?
+
+Inputs are (n_seeds, n_alpha) tables with columns in increasing alpha order, one
+row per seed (seeds are blocks: every alpha of a seed shares its initialization).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from lprcausal.errors import bad_value
+from lprcausal.stats.paired import library_versions, paired_t
+from lprcausal.stats.records import NAN, TestRecord, join_notes
+
+try:  # scipy >= 1.12
+    from scipy.optimize import isotonic_regression as _scipy_isotonic
+except ImportError:  # pragma: no cover - depends on the installed scipy
+    _scipy_isotonic = None
+
+
+def _check_table(Y: object, name: str = "Y") -> np.ndarray:
+    y = np.asarray(Y, dtype=float)
+    if y.ndim != 2:
+        raise bad_value(f"{name} shape", y.shape, "a 2-D (n_seeds, n_alpha) table")
+    return y
+
+
+def page_trend(Y_alpha_by_seed: object, *, estimand: str = "") -> TestRecord:
+    """Page's L test for accuracy increasing with alpha (one-sided).
+
+    Rows are seeds (blocks), columns alphas in increasing order; seeds with any
+    NaN are dropped. statistic = Page's L (``scipy.stats.page_trend_test``, exact
+    p for small tables, normal approximation otherwise; the note says which);
+    estimate = mean over seeds of the Spearman correlation between alpha rank and
+    accuracy (1 = every seed strictly increasing). Needs >= 2 seeds and >= 3 alphas.
+    """
+    y = _check_table(Y_alpha_by_seed, "Y_alpha_by_seed")
+    complete = ~np.isnan(y).any(axis=1)
+    n_drop = int((~complete).sum())
+    y = y[complete]
+    m, k = y.shape
+    notes = [f"{n_drop} seed(s) with a missing alpha dropped" if n_drop else ""]
+    base = dict(
+        estimand=estimand or "monotone increase of acc with alpha",
+        ci_low=NAN,
+        ci_high=NAN,
+        ci_level=NAN,
+        ci_method="none",
+        df=NAN,
+        n=m,
+        test="Page's L trend test (one-sided, increasing)",
+        library=library_versions(),
+    )
+    if m < 2 or k < 3:
+        notes.append(f"{m} seed(s) x {k} alpha(s): no test was possible (need >= 2 x >= 3)")
+        return TestRecord(**base, estimate=NAN, statistic=NAN, p=NAN, note=join_notes(*notes))
+    res = stats.page_trend_test(y)
+    ranks_alpha = np.arange(1, k + 1)
+    with np.errstate(invalid="ignore"):
+        rhos = [stats.spearmanr(ranks_alpha, row).statistic for row in y]
+    if np.isnan(rhos).any():
+        notes.append("seeds with constant accuracy have no Spearman rho and are left out of it")
+    notes.append(f"p {res.method}")
+    return TestRecord(
+        **base,
+        estimate=float(np.nanmean(rhos)) if not np.isnan(rhos).all() else NAN,
+        statistic=float(res.statistic),
+        p=float(res.pvalue),
+        note=join_notes(*notes),
+    )
+
+
+def per_seed_slopes(alphas: object, Y: object) -> np.ndarray:
+    """OLS slope of acc on alpha for each seed (row of Y); NaN cells are skipped.
+
+    A seed with fewer than 2 distinct alphas observed gets a NaN slope.
+    """
+    a = np.asarray(alphas, dtype=float)
+    y = _check_table(Y)
+    if a.ndim != 1 or a.size != y.shape[1]:
+        raise bad_value(
+            "alphas", alphas, f"a 1-D array with one alpha per column of Y ({y.shape[1]})"
+        )
+    slopes = np.full(y.shape[0], np.nan)
+    for i, row in enumerate(y):
+        ok = ~np.isnan(row)
+        x, v = a[ok], row[ok]
+        if np.unique(x).size < 2:
+            continue
+        xc = x - x.mean()
+        slopes[i] = float(xc @ (v - v.mean()) / (xc @ xc))
+    return slopes
+
+
+def slope_test(alphas: object, Y: object, *, level: float = 0.95, estimand: str = "") -> TestRecord:
+    """Per-seed OLS slope of acc on alpha, then a t test of mean slope = 0 over seeds.
+
+    ``Y`` is (n_seeds, n_alpha) with columns matching ``alphas``. The estimate is the
+    mean slope in accuracy units per unit alpha, with a t CI; the exact sign-flip p
+    of the slopes is in ``p_perm``. Two-sided.
+    """
+    slopes = per_seed_slopes(alphas, Y)
+    rec = paired_t(slopes, level=level, estimand=estimand or "slope of acc on alpha")
+    rec.test = "per-seed OLS slope, then one-sample t over seeds"
+    return rec
+
+
+def isotonic_fit(alphas: object, y_mean: object) -> np.ndarray:
+    """Best non-decreasing fit (least squares) of ``y_mean`` as a function of ``alphas``.
+
+    Points are ordered by alpha (stable for ties) before fitting and the fit is
+    returned in the input order; NaN entries stay NaN and are left out of the fit.
+    Uses ``scipy.optimize.isotonic_regression`` when available, else the same
+    pool-adjacent-violators algorithm implemented here.
+    """
+    a = np.asarray(alphas, dtype=float)
+    y = np.asarray(y_mean, dtype=float)
+    if a.ndim != 1 or a.shape != y.shape:
+        raise bad_value(
+            "alphas/y_mean shapes", (a.shape, y.shape), "two 1-D arrays of equal length"
+        )
+    out = np.full(y.shape, np.nan)
+    ok = ~(np.isnan(a) | np.isnan(y))
+    if not ok.any():
+        return out
+    order = np.flatnonzero(ok)[np.argsort(a[ok], kind="stable")]
+    out[order] = _isotonic_increasing(y[order])
+    return out
+
+
+def _isotonic_increasing(y: np.ndarray) -> np.ndarray:
+    if _scipy_isotonic is not None:
+        return np.asarray(_scipy_isotonic(y, increasing=True).x, dtype=float)
+    return _pava(y)
+
+
+def _pava(y: np.ndarray) -> np.ndarray:
+    """Pool-adjacent-violators: least-squares non-decreasing fit, equal weights."""
+    means: list[float] = []
+    sizes: list[int] = []
+    for v in y:
+        means.append(float(v))
+        sizes.append(1)
+        # Merge the last two blocks while they violate monotonicity.
+        while len(means) > 1 and means[-2] > means[-1]:
+            m2, s2 = means.pop(), sizes.pop()
+            m1, s1 = means.pop(), sizes.pop()
+            means.append((m1 * s1 + m2 * s2) / (s1 + s2))
+            sizes.append(s1 + s2)
+    return np.repeat(means, sizes).astype(float)
