@@ -1,0 +1,184 @@
+"""``lprcausal find`` and ``lprcausal eval``."""
+
+from __future__ import annotations
+
+import click
+
+from lprcausal.cli.app import cli
+from lprcausal.cli.lpr import lpr_table
+from lprcausal.cli.options import build_train_config, runtime_options, train_options
+from lprcausal.cli.tables import pct, table
+from lprcausal.config import (
+    DataConfig,
+    EvalSpec,
+    FindSpec,
+    MaskSpec,
+    ModelConfig,
+    PruneConfig,
+    check_sparsity,
+    load_toml,
+)
+from lprcausal.errors import LprError
+from lprcausal.pipeline import EvalRun, FindRun, ensure_evals, ensure_finds
+
+
+def _names(name: str | None, count: int, suffixes: list[str]) -> list[str | None]:
+    if name is None:
+        return [None] * count
+    return [name] if count == 1 else [f"{name}-{s}" for s in suffixes]
+
+
+def _section(config: str | None, table_name: str) -> dict:
+    if not config:
+        return {}
+    data = load_toml(config)
+    section = data.get(table_name, {})
+    if not isinstance(section, dict):
+        raise LprError(f"[{table_name}] in {config!r} must be a table, got {section!r}.")
+    return section
+
+
+@cli.command("find")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="TOML file with [data], [model], [train] (= H_find) and [prune] tables; "
+                   "options given on the command line override it.")
+@click.option("--dataset", default=None,
+              help="mnist1d (generated locally), mnist, fashionmnist, cifar10, cifar100.")
+@click.option("--n-samples", type=int, default=None, help="MNIST-1D: samples to generate.")
+@click.option("--val-fraction", type=float, default=None,
+              help="Share of the training set held out for validation [default: 0.1].")
+@click.option("--model", default=None,
+              help="mlp, cnn1d, lenet5, resnet20/32/56 (any resnet6n+2), vgg11, vgg16.")
+@click.option("--widths", default=None,
+              help="Comma-separated layer widths, e.g. 300,100 for the MLP.")
+@train_options()
+@click.option("--sparsity", "sparsities", type=float, multiple=True,
+              help="Target sparsity (fraction removed, repeatable) [default: 0.5 0.8 0.9].")
+@click.option("--method", type=click.Choice(["oneshot", "imp"]), default=None,
+              help="One-shot magnitude pruning or iterative (IMP) [default: oneshot].")
+@click.option("--rate", type=float, default=None,
+              help="IMP: fraction of the remaining weights pruned per round [default: 0.2].")
+@click.option("--rewind", default=None,
+              help="Rewind point for IMP and eval: init, <N>it or <N>ep [default: init].")
+@click.option("--exclude-first/--prune-first", default=None,
+              help="Leave the first layer dense.")
+@click.option("--exclude-last/--prune-last", default=None,
+              help="Leave the last (classifier) layer dense.")
+@click.option("--seed", "seeds", type=int, multiple=True,
+              help="Replicate index (repeatable; several seeds train together) [default: 0].")
+@click.option("--name", default=None, help="Friendly name for the run (-seedN added if several).")
+@runtime_options
+def find_command(config, dataset, n_samples, val_fraction, model, widths, train_overrides,
+                 sparsities, method, rate, rewind, exclude_first, exclude_last, seeds, name,
+                 ctx) -> None:
+    """Find masks: train a dense network with H_find and prune it by global magnitude.
+
+    One-shot prunes the trained network to every --sparsity; IMP prunes --rate of the
+    remaining weights per round, rewinding to --rewind and retraining, until the largest
+    target (the targets are extra levels). Prints the find accuracy and the accuracy of
+    each pruned network before retraining.
+    """
+    data = {**_section(config, "data"), **_given(name=dataset, n_samples=n_samples,
+                                                 val_fraction=val_fraction)}
+    widths_list = _parse_widths(widths)
+    model_cfg = {**_section(config, "model"), **_given(name=model, widths=widths_list)}
+    prune = {**_section(config, "prune"), **_given(
+        sparsities=list(sparsities) or None, method=method, rate=rate, rewind=rewind,
+        exclude_first=exclude_first, exclude_last=exclude_last)}
+    train = build_train_config(config, "train", train_overrides)
+    seeds = list(seeds) or [int(_section(config, "find").get("seed", 0)) if config else 0]
+    specs = [
+        FindSpec(
+            data=DataConfig.from_dict(data, "data"),
+            model=ModelConfig.from_dict(model_cfg, "model"),
+            train=train,
+            prune=PruneConfig.from_dict(prune, "prune"),
+            seed=s,
+        )
+        for s in seeds
+    ]
+    ids = ensure_finds(ctx, specs)
+    for run_id, alias in zip(ids, _names(name, len(ids), [f"seed{s}" for s in seeds]),
+                             strict=True):
+        if alias:
+            ctx.store.set_name(alias, run_id)
+        run = FindRun(ctx.store, run_id)
+        m = run.metrics
+        label = f" ({alias})" if alias else ""
+        click.echo(f"\nfind run {run_id}{label}: {run.spec.model.name} on {run.spec.data.name}, "
+                   f"seed {run.spec.seed}")
+        click.echo(f"  find accuracy (dense, test): {pct(m['dense_test_acc'])}"
+                   + ("  [diverged]" if m["diverged"] else ""))
+        rows = [[float(k), m["find_acc"][k], m["pruned_acc"][k]] for k in m["find_acc"]]
+        click.echo(table(["sparsity", "find_acc", "pruned_acc (no retrain)"], rows))
+
+
+@cli.command("eval")
+@click.argument("run")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="TOML file whose [train] table (or top level) is H_eval.")
+@train_options()
+@click.option("--sparsity", "sparsities", type=float, multiple=True,
+              help="Level(s) of the find run's masks to evaluate [default: all].")
+@click.option("--mode", type=click.Choice(["rewind", "finetune", "reinit"]), default="rewind",
+              show_default=True,
+              help="Start from the rewind point, from the trained weights, or a fresh init.")
+@click.option("--mask", "mask_kind", default="own", show_default=True,
+              type=click.Choice(["own", "shuffle", "random", "uniform", "erk", "lamp"]),
+              help="The find run's mask, or a control / allocation at the same sparsity.")
+@click.option("--mask-seed", type=int, default=0, show_default=True,
+              help="Seed of the shuffle/random control masks.")
+@click.option("--seed", type=int, default=None,
+              help="Eval replicate (data order) [default: the find run's seed].")
+@click.option("--name", default=None, help="Friendly name (-s<sparsity> added if several).")
+@runtime_options
+def eval_command(run, config, train_overrides, sparsities, mode, mask_kind, mask_seed, seed,
+                 name, ctx) -> None:
+    """Evaluate the masks of find run RUN: rewind, apply the mask, retrain with H_eval.
+
+    RUN is a name, a run id or a unique prefix. H_eval is set independently of the find
+    run's H_find (defaults, --config, then command-line options). Prints the eval test
+    accuracy (final epoch; never selected on test), the find accuracy and the LPR table.
+    """
+    find = FindRun(ctx.store, ctx.store.resolve(run, "RUN"), "RUN")
+    train = build_train_config(config, "train", train_overrides)
+    levels = [check_sparsity(s) for s in sparsities] or find.levels
+    for s in levels:
+        find.level(s)
+    specs = [
+        EvalSpec(find=find.id, sparsity=s, train=train, mode=mode,
+                 mask=MaskSpec(kind=mask_kind, seed=mask_seed),
+                 seed=find.spec.seed if seed is None else seed)
+        for s in levels
+    ]
+    ids = ensure_evals(ctx, specs)
+    rows = []
+    for run_id, alias, s in zip(ids, _names(name, len(ids), [f"s{s:g}" for s in levels]),
+                                levels, strict=True):
+        if alias:
+            ctx.store.set_name(alias, run_id)
+        ev = EvalRun(ctx.store, run_id)
+        m = ev.metrics
+        rows.append([run_id, s, m["find_acc"], m["final_val_acc"], m["test_acc"],
+                     "yes" if m["diverged"] else "no"])
+        click.echo(f"\neval run {run_id}{f' ({alias})' if alias else ''}: mask {mask_kind} at "
+                   f"sparsity {s:g} of find run {find.id}, mode {mode}")
+        click.echo(lpr_table(ev.layers, ev.mask()))
+    click.echo("\nsummary (accuracies on test unless noted; eval = final epoch)")
+    click.echo(table(["eval run", "sparsity", "find_acc", "eval_val_acc", "eval_test_acc",
+                      "diverged"], rows))
+
+
+def _given(**kw) -> dict:
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+def _parse_widths(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise LprError(
+            f"--widths = {text!r} is not valid: expected comma-separated integers like 300,100."
+        ) from None
