@@ -17,12 +17,12 @@ import hashlib
 import json
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
 import tomli_w
+import tomllib
 
 from lprcausal.errors import LprError
 

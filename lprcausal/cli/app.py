@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _register() -> None:
-    from lprcausal.cli import find_eval, lpr, runs  # noqa: F401  (commands attach to cli)
+    from lprcausal.cli import find_eval, lpr, runs, transplant  # noqa: F401  (commands attach to cli)
 
 
 _register()

@@ -13,10 +13,10 @@ rounding). K = 1 is the ordinary single-run case: there is no second training lo
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch

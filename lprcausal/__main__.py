@@ -1,0 +1,3 @@
+from lprcausal.cli import main
+
+main()

@@ -1,0 +1,150 @@
+"""``lprcausal transplant``: the 2x2 LPR-transplant factorial with its contrasts."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from pathlib import Path
+
+import click
+import numpy as np
+
+from lprcausal.cli.app import cli
+from lprcausal.cli.options import build_train_config, runtime_options, train_options
+from lprcausal.cli.tables import table
+from lprcausal.config import TrainConfig, check_sparsity, to_toml
+from lprcausal.errors import LprError
+from lprcausal.pipeline import EvalRun, FindRun
+from lprcausal.results_io import save_dataset
+from lprcausal.stats import mediation_tests, proportion_mediated
+from lprcausal.transplant import CONTROLS, TransplantDesign, pair_runs, run_design
+
+
+def expand_refs(store, refs: tuple[str, ...], field: str) -> list[str]:
+    """Run references, with shell-style patterns matched against run names."""
+    out: list[str] = []
+    names = store.names()
+    for ref in refs:
+        if any(ch in ref for ch in "*?["):
+            hits = sorted(n for n in names if fnmatch.fnmatchcase(n, ref))
+            if not hits:
+                raise LprError(
+                    f"{field} = {ref!r} matches no run name in store {str(store.root)!r}: "
+                    f"expected a pattern matching names such as {', '.join(list(names)[:4])}."
+                )
+            out += hits
+        else:
+            out.append(ref)
+    return out
+
+
+def default_h_eval(ctx, pairs) -> tuple[TrainConfig, str]:
+    """H_eval of the eval runs already made from these find runs, if they agree."""
+    finds = {r for p in pairs for r in p}
+    found = set()
+    for run_id in ctx.store.run_ids():
+        try:
+            run = EvalRun(ctx.store, run_id)
+        except LprError:
+            continue
+        if run.kind == "eval" and run.spec.find in finds:
+            found.add(run.spec.train)
+    if len(found) == 1:
+        return found.pop(), "taken from the existing eval runs of these find runs"
+    if len(found) > 1:
+        raise LprError(
+            f"The eval runs of these find runs used {len(found)} different H_eval: state the "
+            "H_eval to use with --config or hyperparameter options (e.g. --lr)."
+        )
+    return TrainConfig(), "no eval runs of these find runs exist yet: using the default H"
+
+
+@cli.command("transplant")
+@click.option("--source", "sources", multiple=True, required=True,
+              help="Find run(s) a (name, id, prefix or name pattern such as 'lrA-*').")
+@click.option("--target", "targets", multiple=True, required=True,
+              help="Find run(s) b, paired with the sources by seed.")
+@click.option("--sparsity", "sparsities", type=float, multiple=True,
+              help="Level(s) to transplant at [default: levels both runs have].")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="TOML file whose [train] table (or top level) is H_eval.")
+@train_options()
+@click.option("--mode", type=click.Choice(["rewind", "finetune", "reinit"]), default="rewind",
+              show_default=True, help="Where each cell's weights start from.")
+@click.option("--eval-seed", "eval_seeds", type=int, multiple=True,
+              help="Eval replicate per pair (data order) [default: the source run's seed].")
+@click.option("--alpha", "alphas", type=float, multiple=True,
+              help="Dose-response: weights a at (1-alpha)*LPR_a + alpha*LPR_b (repeatable).")
+@click.option("--control", "controls", type=click.Choice(CONTROLS), multiple=True,
+              help="Control masks at the same sparsity on both runs' weights (repeatable).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="netCDF file for the results [default: results/transplant-<a>-<b>.nc].")
+@runtime_options
+def transplant_command(sources, targets, sparsities, config, train_overrides, mode, eval_seeds,
+                       alphas, controls, out, ctx) -> None:
+    """Transplant layerwise pruning ratios: weights from {a, b} x LPR from {a, b}.
+
+    Each cell prunes the trained weights of one run by layerwise magnitude at the other
+    (or its own) run's LPR, rewinds and retrains with H_eval. Every cell is an ordinary
+    stored run. Prints, per sparsity, the 2x2 table of mean accuracies and the paired
+    contrasts TE, NIE_a, NIE_b, NDE_a, NDE_b, INT (t intervals over seeds), and the
+    proportion mediated when the TE interval excludes 0.
+    """
+    store = ctx.store
+    pairs = pair_runs(store, expand_refs(store, sources, "--source"),
+                      expand_refs(store, targets, "--target"))
+    a0, b0 = FindRun(store, pairs[0][0], "source"), FindRun(store, pairs[0][1], "target")
+    if sparsities:
+        levels = tuple(check_sparsity(s) for s in sparsities)
+    else:
+        levels = tuple(s for s in a0.levels if any(abs(s - t) < 1e-9 for t in b0.levels))
+    if config or train_overrides:
+        h_eval, origin = build_train_config(config, "train", train_overrides), "as given"
+    else:
+        h_eval, origin = default_h_eval(ctx, pairs)
+    seeds = tuple(eval_seeds) or tuple(FindRun(store, a).spec.seed for a, _ in pairs)
+    design = TransplantDesign(
+        pairs=tuple(pairs), sparsities=levels, train=h_eval, mode=mode, alphas=tuple(alphas),
+        controls=tuple(controls), eval_seeds=seeds, label=f"{pairs[0][0][:8]}->{pairs[0][1][:8]}",
+    )
+    ds = run_design(ctx, design)
+    path = Path(out) if out else Path("results") / f"transplant-{pairs[0][0][:8]}-{pairs[0][1][:8]}.nc"
+    save_dataset(ds, path)
+    click.echo(f"\nH_eval ({origin}):\n{to_toml(h_eval)}")
+    click.echo(f"a = source {', '.join(p[0] for p in pairs)}\nb = target "
+               f"{', '.join(p[1] for p in pairs)}\nseeds: {', '.join(map(str, seeds))}")
+    for j, s in enumerate(levels):
+        _print_level(ds, j, s)
+    click.echo(f"\nresults: {path}")
+
+
+def _print_level(ds, j: int, s: float) -> None:
+    acc = ds["acc"].values[:, :, :, j]  # (w, l, seed)
+    mean = np.nanmean(acc, axis=2)
+    click.echo(f"\n== sparsity {s:g} ==  mean eval accuracy (rows: weights from, cols: LPR from)")
+    click.echo(table(["weights \\ LPR", "a", "b"],
+                     [["a", mean[0, 0], mean[0, 1]], ["b", mean[1, 0], mean[1, 1]]]))
+    records = mediation_tests(acc)
+    rows = [[r.estimand, r.estimate, r.ci_low, r.ci_high, r.p, r.p_perm, r.n] for r in records]
+    click.echo("\npaired contrasts over seeds (accuracy points; 95% t interval)")
+    click.echo(table(["contrast", "estimate", "ci_low", "ci_high", "p (t)", "p (sign-flip)",
+                      "n"], rows))
+    notes = sorted({r.note for r in records if r.note})
+    for note in notes:
+        click.echo(f"  note: {note}")
+    te = records[0]
+    if not (math.isnan(te.ci_low) or te.ci_low <= 0 <= te.ci_high):
+        pm = proportion_mediated(acc)
+        click.echo(f"proportion mediated by LPR: {pm.estimate:.3f} "
+                   f"[{pm.ci_low:.3f}, {pm.ci_high:.3f}] ({pm.ci_method})")
+    else:
+        click.echo("proportion mediated: not reported (the TE interval includes 0 or n < 2)")
+    if "acc_alpha" in ds:
+        dose = ds["acc_alpha"].values[:, :, j].mean(axis=1)
+        click.echo(table(["alpha", "mean acc"], [[float(a), float(v)] for a, v in
+                                                 zip(ds["alpha"].values, dose, strict=True)]))
+    if "acc_control" in ds:
+        ctl = ds["acc_control"].values[:, :, :, j].mean(axis=2)
+        click.echo(table(["control", "weights a", "weights b"],
+                         [[str(c), float(v[0]), float(v[1])]
+                          for c, v in zip(ds["control"].values, ctl, strict=True)]))

@@ -1,0 +1,44 @@
+"""Saving and loading result Datasets (netCDF4/HDF5 via h5netcdf), atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import xarray as xr
+
+from lprcausal.errors import LprError
+
+ENGINE = "h5netcdf"
+
+
+def save_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write ``ds`` to ``path`` through a temp file in the same folder and a rename."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise LprError(
+            f"Cannot write results to {str(path)!r} ({exc.strerror}): expected a writable folder."
+        ) from None
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine=ENGINE, invalid_netcdf=False)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def load_dataset(path: str | os.PathLike) -> xr.Dataset:
+    """Read a result Dataset fully into memory (the file is closed afterwards)."""
+    p = Path(path)
+    if not p.is_file():
+        raise LprError(f"{str(p)!r} is not a file: expected a netCDF result file.")
+    try:
+        with xr.open_dataset(p, engine=ENGINE) as ds:
+            return ds.load()
+    except (OSError, ValueError) as exc:
+        raise LprError(f"{str(p)!r} is not a readable netCDF file ({exc}).") from None
