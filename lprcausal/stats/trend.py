@@ -6,6 +6,8 @@ row per seed (seeds are blocks: every alpha of a seed shares its initialization)
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import stats
 
@@ -26,49 +28,76 @@ def _check_table(Y: object, name: str = "Y") -> np.ndarray:
     return y
 
 
-def page_trend(Y_alpha_by_seed: object, *, estimand: str = "") -> TestRecord:
-    """Page's L test for accuracy increasing with alpha (one-sided).
+ALTERNATIVES = ("increasing", "decreasing", "two-sided")
+
+
+def page_trend(
+    Y_alpha_by_seed: object, *, estimand: str = "", alternative: str = "increasing"
+) -> TestRecord:
+    """Page's L test for a monotone trend of accuracy over alpha.
 
     Rows are seeds (blocks), columns alphas in increasing order; seeds with any
-    NaN are dropped. statistic = Page's L (``scipy.stats.page_trend_test``, exact
-    p for small tables, normal approximation otherwise; the note says which);
-    estimate = mean over seeds of the Spearman correlation between alpha rank and
-    accuracy (1 = every seed strictly increasing). Needs >= 2 seeds and >= 3 alphas.
+    NaN are dropped. statistic = Page's L for the increasing order
+    (``scipy.stats.page_trend_test``, exact p for small tables, normal
+    approximation otherwise; the note says which). ``alternative``: "increasing"
+    (one-sided, default), "decreasing" (one-sided, L of the reversed columns) or
+    "two-sided" (twice the smaller one-sided p, capped at 1: either direction
+    counts). estimate = mean over seeds of the Spearman correlation between alpha
+    rank and accuracy (1 = every seed strictly increasing; seeds with constant
+    accuracy are left out of it). Needs >= 2 seeds and >= 3 alphas.
     """
+    if alternative not in ALTERNATIVES:
+        raise bad_value("alternative", alternative, f"one of {list(ALTERNATIVES)}")
     y = _check_table(Y_alpha_by_seed, "Y_alpha_by_seed")
     complete = ~np.isnan(y).any(axis=1)
     n_drop = int((~complete).sum())
     y = y[complete]
     m, k = y.shape
     notes = [f"{n_drop} seed(s) with a missing alpha dropped" if n_drop else ""]
+    sided = "two-sided" if alternative == "two-sided" else f"one-sided, {alternative}"
     base = dict(
-        estimand=estimand or "monotone increase of acc with alpha",
+        estimand=estimand or "monotone trend of acc with alpha",
         ci_low=NAN,
         ci_high=NAN,
         ci_level=NAN,
         ci_method="none",
         df=NAN,
         n=m,
-        test="Page's L trend test (one-sided, increasing)",
+        test=f"Page's L trend test ({sided})",
         library=library_versions(),
     )
     if m < 2 or k < 3:
         notes.append(f"{m} seed(s) x {k} alpha(s): no test was possible (need >= 2 x >= 3)")
         return TestRecord(**base, estimate=NAN, statistic=NAN, p=NAN, note=join_notes(*notes))
-    res = stats.page_trend_test(y)
-    ranks_alpha = np.arange(1, k + 1)
-    with np.errstate(invalid="ignore"):
-        rhos = [stats.spearmanr(ranks_alpha, row).statistic for row in y]
+    up = stats.page_trend_test(y)
+    if alternative == "increasing":
+        p = float(up.pvalue)
+    else:
+        p_down = float(stats.page_trend_test(y[:, ::-1]).pvalue)
+        p = p_down if alternative == "decreasing" else min(1.0, 2 * min(float(up.pvalue), p_down))
+        if alternative == "two-sided":
+            notes.append("two-sided p = 2 x the smaller one-sided p")
+    rhos = _row_spearman(y)
     if np.isnan(rhos).any():
         notes.append("seeds with constant accuracy have no Spearman rho and are left out of it")
-    notes.append(f"p {res.method}")
+    notes.append(f"p {up.method}")
     return TestRecord(
         **base,
         estimate=float(np.nanmean(rhos)) if not np.isnan(rhos).all() else NAN,
-        statistic=float(res.statistic),
-        p=float(res.pvalue),
+        statistic=float(up.statistic),
+        p=p,
         note=join_notes(*notes),
     )
+
+
+def _row_spearman(y: np.ndarray) -> np.ndarray:
+    """Spearman rho of each row against its column order; NaN for a constant row."""
+    ranks_alpha = np.arange(1, y.shape[1] + 1)
+    # A constant row has no rho; scipy says so with a ConstantInputWarning that would
+    # reach the terminal. The NaN is the answer and the caller notes it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        return np.array([stats.spearmanr(ranks_alpha, row).statistic for row in y], dtype=float)
 
 
 def per_seed_slopes(alphas: object, Y: object) -> np.ndarray:

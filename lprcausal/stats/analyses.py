@@ -1,0 +1,180 @@
+"""Dataset-level analyses: the default tests, run on study result Datasets.
+
+Inputs are the study's xarray Datasets (see :mod:`lprcausal.study.collect`):
+
+- decoupled: ``acc(h_find, h_eval, seed, sparsity)`` (``h_eval`` may hold the label
+  ``coupled``), ``find_acc(h_find, seed, sparsity)``, ``lpr(h_find, seed, sparsity,
+  layer)``; optional attrs ``reference_h_find`` / ``reference_h_eval`` name the
+  reference labels (see :func:`decoupled_design` for what is used without them);
+- transplant: ``acc(pair, w_src, lpr_src, seed, sparsity)`` with ``w_src`` /
+  ``lpr_src`` labels ``a`` and ``b``, optionally ``acc_alpha(pair, alpha, seed,
+  sparsity)``.
+
+Every test function returns :class:`TestRecord` objects whose ``coords`` say which
+slice was tested and whose ``family`` names the multiple-comparison family
+(:data:`FAMILIES`); :func:`correct` then adjusts each family's flattened p-values.
+Seeds pair the arms: differences are taken within a seed, and a seed missing in one
+arm (a diverged run, NaN) drops that pair only, with the count in the record's note.
+Functions are pure: problems that still let an analysis run come back as warning
+strings, and input that cannot be analysed raises :class:`LprError`.
+
+The tests live in :mod:`~lprcausal.stats.decoupling` and
+:mod:`~lprcausal.stats.transplants` (input checks in :mod:`~lprcausal.stats.schema`);
+this module declares the families and gathers the public names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lprcausal.errors import LprError
+from lprcausal.stats.decoupling import (
+    OMNIBUS_PERMUTATIONS,
+    DecoupledDesign,
+    coupled_acc,
+    decoupled_design,
+    decoupling_tests,
+    lpr_omnibus,
+    lpr_tests,
+    reference_labels,
+)
+from lprcausal.stats.multiple import adjust_records
+from lprcausal.stats.records import NAN, TestRecord
+from lprcausal.stats.schema import (
+    COUPLED,
+    DEFAULT_LEVEL,
+    DEFAULT_TOST_MARGIN,
+    ROLES,
+    check_decoupled,
+    check_transplant,
+    diverged_summary,
+    transplant_acc,
+)
+from lprcausal.stats.transplants import (
+    anova_dataset,
+    dose_fit,
+    dose_response_tests,
+    mediation_analysis,
+)
+
+__all__ = [
+    "COUPLED",
+    "DEFAULT_LEVEL",
+    "DEFAULT_TOST_MARGIN",
+    "FAMILIES",
+    "OMNIBUS_PERMUTATIONS",
+    "ROLES",
+    "DecoupledDesign",
+    "Family",
+    "anova_dataset",
+    "check_decoupled",
+    "check_transplant",
+    "correct",
+    "coupled_acc",
+    "decoupled_design",
+    "decoupling_tests",
+    "diverged_summary",
+    "dose_fit",
+    "dose_response_tests",
+    "lpr_omnibus",
+    "lpr_tests",
+    "mediation_analysis",
+    "reference_labels",
+    "transplant_acc",
+]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A multiple-comparison family: its correction, why, and what it tests."""
+
+    correction: str  # "holm", "fdr_bh" or "none" (estimates without p-values)
+    kind: str
+    description: str
+
+
+FAMILIES: dict[str, Family] = {
+    "decoupled_vs_coupled": Family(
+        "fdr_bh",
+        "exploratory",
+        "eval accuracy of each H_find's mask retrained with the fixed H_eval (decoupled) "
+        "minus retrained with its own H_find (coupled), paired by seed; grid H_find x "
+        "H_eval x sparsity",
+    ),
+    "h_find_vs_reference": Family(
+        "fdr_bh",
+        "exploratory",
+        "eval accuracy (same fixed H_eval) of each H_find's mask minus the reference "
+        "H_find's mask, paired by seed; grid H_find x H_eval x sparsity",
+    ),
+    "find_eval_ranking": Family(
+        "holm",
+        "pre-registered",
+        "Spearman rho over H_find between mean find accuracy and mean eval accuracy with "
+        "the fixed H_eval; negative: worse find models give better masks",
+    ),
+    "find_eval_ranking_kendall": Family(
+        "holm",
+        "robustness check",
+        "Kendall tau-b over H_find, same question as find_eval_ranking",
+    ),
+    "mediation": Family(
+        "holm",
+        "pre-registered",
+        "per-seed transplant contrasts: TE = Y(b,b)-Y(a,a); NIE_w = Y(w,b)-Y(w,a) (LPR "
+        "effect, weights w fixed); NDE_l = Y(b,l)-Y(a,l) (weights effect, LPR l fixed); "
+        "INT = NIE_b-NIE_a; Y(w,l) = acc of the weights of w at the LPR of l",
+    ),
+    "proportion_mediated": Family(
+        "none",
+        "estimate only",
+        "mean NIE / mean TE with (NIE_a + NIE_b) / 2, reported only when the TE interval "
+        "excludes 0",
+    ),
+    "direct_effect_equivalence": Family(
+        "holm",
+        "pre-registered",
+        "TOST equivalence of the weights' direct effect: p < alpha shows |NDE| < margin",
+    ),
+    "dose_response": Family(
+        "holm",
+        "pre-registered",
+        "weights of a pruned at the LPR (1-alpha)*LPR_a + alpha*LPR_b: Page's trend test "
+        "(seeds as blocks) and the t test of per-seed OLS slopes over alpha",
+    ),
+    "lpr_layers": Family(
+        "fdr_bh",
+        "exploratory",
+        "per-layer pruning ratio of each H_find's mask minus the reference H_find's, "
+        "paired by seed; grid H_find x layer x sparsity",
+    ),
+    "lpr_omnibus": Family(
+        "holm",
+        "pre-registered",
+        "does the LPR vector depend on H_find? sum over H_find pairs of the L1 distance "
+        "between mean LPR vectors; H_find labels permuted within each seed",
+    ),
+}
+
+
+def correct(records: list[TestRecord]) -> list[TestRecord]:
+    """Adjust p-values per family (:data:`FAMILIES`), over each family's flattened grid.
+
+    Families marked "none" keep ``p_adj`` NaN and ``correction`` "none". Returns the
+    same list.
+    """
+    by_family: dict[str, list[TestRecord]] = {}
+    for rec in records:
+        by_family.setdefault(rec.family, []).append(rec)
+    for family, recs in by_family.items():
+        if family not in FAMILIES:
+            raise LprError(
+                f"test family {family!r} is not declared: expected one of {sorted(FAMILIES)}."
+            )
+        method = FAMILIES[family].correction
+        if method == "none":
+            for rec in recs:
+                rec.correction, rec.p_adj = "none", NAN
+        else:
+            adjust_records(recs, family, method)
+    return records

@@ -1,0 +1,400 @@
+"""Render a :class:`~lprcausal.stats.report.StatsResult` as text: table, CSV, JSON, LaTeX.
+
+The table is for a terminal about 100 columns wide: one section per family (its
+correction and what it tests), one block per selection (pair, H_eval, reference,
+sparsity), short numbers, columns that are empty in a family left out, and notes
+numbered below each family. CSV and JSON carry every field of every record.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from lprcausal.errors import LprError
+from lprcausal.stats import analyses
+from lprcausal.stats.report import COORDS, SELECTION, StatsResult
+
+FORMATS = ("table", "csv", "json", "latex")
+FIELDS = (
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "ci_level",
+    "ci_method",
+    "statistic",
+    "df",
+    "p",
+    "p_adj",
+    "correction",
+    "p_perm",
+    "p_perm_min",
+    "effect_size",
+    "n",
+    "test",
+    "library",
+    "note",
+)
+CORRECTION_NAMES = {
+    "holm": "Holm",
+    "fdr_bh": "Benjamini-Hochberg",
+    "bonferroni": "Bonferroni",
+    "none": "none",
+}
+# Selection coords shown once per block; the rest (h_find, layer) are row labels.
+BLOCK_COORDS = ("pair", "h_eval", "reference", "sparsity")
+BLOCK_NAMES = {
+    "pair": "pair",
+    "h_eval": "H_eval",
+    "reference": "reference",
+    "sparsity": "sparsity",
+    "h_find": "H_find",
+}
+# Note fragments already said once for all records (warnings, test line): not repeated.
+GENERIC_NOTES = (
+    "sign-flip p exact",
+    "sign-flip p Monte Carlo",
+    "cannot reach p <",
+    "over H_find of seed-mean accuracies",
+    "p exact",
+    "p asymptotic",
+)
+MAX_NOTES = 8
+
+
+def records_frame(stats: xr.Dataset) -> pd.DataFrame:
+    """One row per test record: family, estimand, the selection coords used, every field."""
+    if "record" not in stats.dims or stats.sizes["record"] == 0:
+        return pd.DataFrame(columns=["family", "estimand", *FIELDS])
+    cols = {}
+    for name in ("family", "estimand", *COORDS, *FIELDS):
+        if name not in stats.variables:
+            continue
+        values = stats[name].values
+        if name in COORDS and _empty(values):
+            continue
+        cols[name] = values
+    return pd.DataFrame(cols)
+
+
+def _empty(values: np.ndarray) -> bool:
+    if values.dtype.kind in "US":
+        return not any(str(v) for v in values)
+    return bool(np.isnan(values.astype(float)).all())
+
+
+def render(result: StatsResult, fmt: str, width: int = 100) -> str:
+    """The result as ``fmt`` ("table", "csv", "json" or "latex")."""
+    if fmt not in FORMATS:
+        raise LprError(f"--format = {fmt!r} is not valid: expected one of {', '.join(FORMATS)}.")
+    frame = records_frame(result.stats)
+    if fmt == "csv":
+        return frame.to_csv(index=False)
+    if fmt == "json":
+        return _json(result, frame)
+    if fmt == "latex":
+        return _latex(frame, result.warnings)
+    return _table(frame, result, width)
+
+
+# ---------------------------------------------------------------------------- numbers
+def _isnan(x) -> bool:
+    return x is None or (isinstance(x, (float, np.floating)) and math.isnan(x))
+
+
+def fmt_value(x) -> str:
+    """Estimates and CI limits: 4 decimals for accuracy-sized numbers, else 4 digits."""
+    if _isnan(x):
+        return ""
+    x = float(x)
+    if x == 0 or 1e-4 <= abs(x) < 1e3:
+        return f"{x:.4f}"
+    return f"{x:.3g}"
+
+
+def fmt_p(p) -> str:
+    if _isnan(p):
+        return ""
+    return f"{p:.3f}" if p >= 1e-3 else f"{p:.0e}"
+
+
+def fmt_stat(stat, df) -> str:
+    if _isnan(stat):
+        return ""
+    text = f"{stat:.3g}"
+    if not _isnan(df):
+        text += f" ({int(df) if float(df).is_integer() else f'{df:.3g}'})"
+    return text
+
+
+def _ci(lo, hi) -> str:
+    if _isnan(lo) and _isnan(hi):
+        return ""
+    return f"[{fmt_value(lo)}, {fmt_value(hi)}]"
+
+
+# ---------------------------------------------------------------------------- table
+def _align(headers: list[str], rows: list[list[str]], numeric: list[bool]) -> list[str]:
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if num else c.ljust(w)
+            for c, w, num in zip(cells, widths, numeric, strict=True)
+        ).rstrip()
+
+    return ["  " + line(headers), *("  " + line(r) for r in rows)]
+
+
+def _wrap(text: str, width: int, first: str = "", rest: str = "  ") -> str:
+    return textwrap.fill(
+        text,
+        width=width,
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def _fragments(note: str) -> list[str]:
+    return [
+        f
+        for f in (x.strip() for x in note.split("; "))
+        if f and not any(g in f for g in GENERIC_NOTES)
+    ]
+
+
+def _table(frame: pd.DataFrame, result: StatsResult, width: int) -> str:
+    out = [_wrap(w, width, "warning: ") for w in result.warnings]
+    if frame.empty:
+        out.append("no tests could be run on these results")
+        return "\n".join(out) + "\n"
+    alpha = float(result.stats.attrs.get("alpha", 0.05))
+    for family, group in frame.groupby("family", sort=False):
+        out += ["", *_family_section(str(family), group, alpha, width)]
+    if result.anova.data_vars:
+        out += ["", *_anova_section(result.anova)]
+    out += [
+        "",
+        _wrap(
+            f"{SELECTION.capitalize()}; full records (test, library, notes) in "
+            "stats.nc or --format csv/json.",
+            width,
+        ),
+    ]
+    return "\n".join(out) + "\n"
+
+
+def _family_section(family: str, group: pd.DataFrame, alpha: float, width: int) -> list[str]:
+    spec = analyses.FAMILIES.get(family)
+    corr = str(group["correction"].iloc[0])
+    how = (
+        f"{CORRECTION_NAMES.get(corr, corr)} over {len(group)} tests"
+        if corr != "none"
+        else "no correction"
+    )
+    lines = [f"== {family}: {how}" + (f" ({spec.kind})" if spec else "") + " =="]
+    if spec:
+        lines.append(_wrap(spec.description, width, "   ", "   "))
+    estimands = list(dict.fromkeys(group["estimand"]))
+    tests = list(dict.fromkeys(group["test"]))
+    lines.append(_wrap("test: " + "; ".join(tests) + _ci_text(group), width, "   ", "     "))
+    if len(estimands) == 1:
+        lines.append(_wrap(f"estimand: {estimands[0]}", width, "   ", "     "))
+    block_keys = [k for k in BLOCK_COORDS if k in group and _present(group[k])]
+    row_keys = [k for k in ("h_find", "layer") if k in group and _present(group[k])]
+    if "layer" in row_keys:  # one block per H_find keeps per-layer rows narrow
+        block_keys.append("h_find")
+        row_keys.remove("h_find")
+    if len(estimands) > 1:
+        row_keys.insert(0, "estimand")
+    per_record = [_fragments(str(n)) for n in group["note"]]
+    common = [f for f in per_record[0] if all(f in frags for frags in per_record[1:])]
+    lines += [_wrap(f"note: {f}", width, "   ", "     ") for f in common]
+    notes: dict[str, int] = dict.fromkeys(common, 0)  # said above: no number in the rows
+    for key, block in group.groupby(block_keys, sort=False) if block_keys else [((), group)]:
+        key = key if isinstance(key, tuple) else (key,)
+        label = ", ".join(
+            f"{BLOCK_NAMES[k]} {_show(v)}" for k, v in zip(block_keys, key, strict=True)
+        )
+        if label:
+            lines.append(f"-- {label}")
+        lines += _rows(block, row_keys, family, alpha, notes)
+    shown = [n for n, i in notes.items() if i][:MAX_NOTES]
+    for i, text in enumerate(shown, 1):
+        lines.append(_wrap(text, width, f"   [{i}] ", "       "))
+    numbered = sum(1 for i in notes.values() if i)
+    if numbered > len(shown):
+        lines.append(f"   (+{numbered - len(shown)} more notes in stats.nc)")
+    return lines
+
+
+def _present(col: pd.Series) -> bool:
+    return any(not _isnan(v) and str(v) != "" for v in col)
+
+
+def _show(v) -> str:
+    return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
+
+
+def _ci_text(group: pd.DataFrame) -> str:
+    ci = group.loc[group["ci_method"] != "none", ["ci_level", "ci_method"]].drop_duplicates()
+    if ci.empty:
+        return ""
+    parts = [f"{lvl * 100:g}% {method} CI" for lvl, method in ci.itertuples(index=False)]
+    return "; " + ", ".join(parts)
+
+
+def _rows(
+    block: pd.DataFrame, row_keys: list[str], family: str, alpha: float, notes: dict[str, int]
+) -> list[str]:
+    equivalence = family == "direct_effect_equivalence"
+    columns = [(k, k.replace("h_find", "H_find"), False) for k in row_keys] + [
+        ("estimate", "estimate", True),
+        ("ci", "CI", True),
+        ("stat", "stat (df)", True),
+        ("p", "p", True),
+        ("p_adj", "p_adj", True),
+        ("p_perm", "p_perm", True),
+        ("d_z", "d_z", True),
+        ("n", "n", True),
+    ]
+    if equivalence:
+        columns.append(("verdict", "equivalence", False))
+    columns.append(("notes", "notes", False))
+    rows = []
+    for rec in block.itertuples(index=False):
+        r = rec._asdict()
+        refs = []
+        for frag in _fragments(str(r.get("note", ""))):
+            if frag not in notes:
+                notes[frag] = max(notes.values(), default=0) + 1
+            if notes[frag]:
+                refs.append(str(notes[frag]))
+        cells = {k: _show(r[k]) for k in row_keys} | {
+            "estimate": fmt_value(r["estimate"]),
+            "ci": _ci(r["ci_low"], r["ci_high"]),
+            "stat": fmt_stat(r["statistic"], r["df"]),
+            "p": fmt_p(r["p"]),
+            "p_adj": fmt_p(r["p_adj"]),
+            "p_perm": fmt_p(r.get("p_perm", math.nan)),
+            "d_z": "" if _isnan(r["effect_size"]) else f"{r['effect_size']:.2f}",
+            "n": str(int(r["n"])),
+            "notes": ",".join(refs),
+        }
+        if equivalence:
+            p = r["p_adj"] if not _isnan(r["p_adj"]) else r["p"]
+            cells["verdict"] = "" if _isnan(p) else ("shown" if p < alpha else "not shown")
+        rows.append(cells)
+    keep = [c for c in columns if any(row[c[0]] for row in rows)]
+    return _align(
+        [c[1] for c in keep], [[row[c[0]] for c in keep] for row in rows], [c[2] for c in keep]
+    )
+
+
+def _anova_section(anova: xr.Dataset) -> list[str]:
+    lines = [
+        f"== type-III ANOVA: {anova.attrs.get('formula', '')} ==",
+        "   (unadjusted F tests; seeds with all four cells)",
+    ]
+    for pair in anova["pair"].values:
+        for s in anova["sparsity"].values:
+            cell = anova.sel(pair=pair, sparsity=s)
+            if np.isnan(cell["df"].values).all():
+                continue
+            lines.append(f"-- pair {pair}, sparsity {float(s):g}, n {int(cell['n'])} seeds")
+            rows = []
+            for t, term in enumerate(cell["term"].values):
+                name = str(term).replace("C(", "").replace(", Sum)", "")
+                rows.append(
+                    [
+                        name,
+                        f"{cell['sum_sq'].values[t]:.4g}",
+                        fmt_stat(cell["df"].values[t], math.nan),
+                        "" if _isnan(cell["F"].values[t]) else f"{cell['F'].values[t]:.3g}",
+                        fmt_p(cell["p"].values[t]),
+                    ]
+                )
+            lines += _align(
+                ["term", "sum_sq", "df", "F", "p"], rows, [False, True, True, True, True]
+            )
+    return lines
+
+
+# ---------------------------------------------------------------------------- json, latex
+def _json(result: StatsResult, frame: pd.DataFrame) -> str:
+    attrs = {
+        k: result.stats.attrs.get(k)
+        for k in ("ci_level", "alpha", "tost_margin", "libraries", "selection", "results_dir")
+    }
+    payload = {
+        "records": json.loads(frame.to_json(orient="records")),
+        "warnings": result.warnings,
+        "families": {k: vars(v) for k, v in analyses.FAMILIES.items()},
+        "attrs": attrs,
+    }
+    if result.anova.data_vars:
+        table = result.anova.to_dataframe().reset_index()
+        payload["anova"] = json.loads(table.to_json(orient="records"))
+    return json.dumps(payload, indent=1) + "\n"
+
+
+LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "->": r"$\to$",
+}
+
+
+def latex_escape(text: str) -> str:
+    out, i = [], 0
+    while i < len(text):
+        if text.startswith("->", i):
+            out.append(LATEX_SPECIAL["->"])
+            i += 2
+            continue
+        out.append(LATEX_SPECIAL.get(text[i], text[i]))
+        i += 1
+    return "".join(out)
+
+
+def _latex(frame: pd.DataFrame, warnings: list[str]) -> str:
+    """One tabular per family: the selection, estimate, CI, p, adjusted p, n."""
+    lines = [f"% warning: {w}" for w in warnings]
+    for family, group in frame.groupby("family", sort=False):
+        keys = [k for k in ("estimand", *COORDS) if k in group and _present(group[k])]
+        corr = CORRECTION_NAMES.get(str(group["correction"].iloc[0]), "")
+        headers = [*keys, "estimate", "CI", "$p$", "$p_{adj}$", "$n$"]
+        lines += [
+            f"% {family} (correction: {corr})",
+            "\\begin{tabular}{" + "l" * len(keys) + "r" * 5 + "}",
+            "\\hline",
+            " & ".join(h if h.startswith("$") else latex_escape(h) for h in headers) + " \\\\",
+            "\\hline",
+        ]
+        for r in group.itertuples(index=False):
+            r = r._asdict()
+            cells = [latex_escape(_show(r[k])) for k in keys] + [
+                fmt_value(r["estimate"]),
+                _ci(r["ci_low"], r["ci_high"]),
+                fmt_p(r["p"]),
+                fmt_p(r["p_adj"]),
+                str(int(r["n"])),
+            ]
+            lines.append(" & ".join(cells) + " \\\\")
+        lines += ["\\hline", "\\end{tabular}", ""]
+    return "\n".join(lines)

@@ -1,0 +1,230 @@
+"""Tests on the transplant Dataset: mediation contrasts, proportion mediated, TOST on
+the direct effects, the type-III ANOVA, and the dose-response over alpha.
+
+Input: ``acc(pair, w_src, lpr_src, seed, sparsity)`` with roles ``a`` and ``b``,
+optionally ``acc_alpha(pair, alpha, seed, sparsity)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from lprcausal.stats.anova import factorial_anova
+from lprcausal.stats.mediation import CONTRASTS, mediation_tests, proportion_mediated
+from lprcausal.stats.mediation import transplant_contrasts as _contrasts
+from lprcausal.stats.paired import tost_paired
+from lprcausal.stats.records import TestRecord
+from lprcausal.stats.schema import (
+    DEFAULT_LEVEL,
+    DEFAULT_TOST_MARGIN,
+    check_transplant,
+    labels,
+    tag,
+    transplant_acc,
+)
+from lprcausal.stats.trend import isotonic_fit, page_trend, per_seed_slopes, slope_test
+
+
+def mediation_analysis(
+    tds: xr.Dataset, *, level: float = DEFAULT_LEVEL, tost_margin: float = DEFAULT_TOST_MARGIN
+) -> list[TestRecord]:
+    """TE, NIE_a, NIE_b, NDE_a, NDE_b, INT per pair and sparsity; proportion mediated;
+    TOST of NDE_a and NDE_b against +-``tost_margin``.
+
+    Contrasts get paired t tests (t CI at ``level``, exact sign-flip p, d_z). The
+    proportion mediated, (NIE_a + NIE_b) / 2 over TE with a percentile bootstrap CI, is
+    given only when the TE interval excludes 0. TOST p < 1 - level shows the weights'
+    direct effect lies inside +-margin; a non-significant t test alone never does.
+    """
+    check_transplant(tds)
+    acc = transplant_acc(tds).transpose("pair", "w_src", "lpr_src", "seed", "sparsity")
+    y = acc.values.astype(float)
+    h_eval = str(tds.attrs.get("h_eval", ""))
+    alpha = round(1 - level, 12)
+    out: list[TestRecord] = []
+    for i, pair in enumerate(labels(acc, "pair")):
+        for k, s in enumerate(float(v) for v in acc["sparsity"].values):
+            cells = y[i, :, :, :, k]
+            at = {"pair": pair, "sparsity": s} | ({"h_eval": h_eval} if h_eval else {})
+            tests = {
+                r.estimand: tag(r, "mediation", at) for r in mediation_tests(cells, level=level)
+            }
+            out += [tests[name] for name in CONTRASTS]
+            out.append(tag(proportion_mediated(cells, level=level), "proportion_mediated", at))
+            diffs = _contrasts(cells)
+            for name in ("NDE_a", "NDE_b"):
+                rec = tost_paired(
+                    diffs[name], tost_margin, level=level, estimand=f"|{name}| < margin"
+                )
+                note = (
+                    f"p < {alpha:g} shows |NDE| < {tost_margin:g}; a t test with p >= "
+                    f"{alpha:g} alone cannot show that the effect is absent"
+                )
+                out.append(tag(rec, "direct_effect_equivalence", at, note))
+    return out
+
+
+def anova_dataset(tds: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
+    """Type-III ANOVA of ``acc ~ C(w_src, Sum) * C(lpr_src, Sum) + C(seed, Sum)`` per pair
+    and sparsity, on the seeds with all four cells.
+
+    Output dims (pair, sparsity, term); variables sum_sq, df, F, p (NaN where the model
+    could not be fit: fewer than 2 complete seeds) and n (complete seeds).
+    """
+    check_transplant(tds)
+    acc = transplant_acc(tds).transpose("pair", "w_src", "lpr_src", "seed", "sparsity")
+    pairs = labels(acc, "pair")
+    sparsities = [float(v) for v in acc["sparsity"].values]
+    terms = [
+        "Intercept",
+        "C(w_src, Sum)",
+        "C(lpr_src, Sum)",
+        "C(seed, Sum)",
+        "C(w_src, Sum):C(lpr_src, Sum)",
+        "Residual",
+    ]
+    shape = (len(pairs), len(sparsities), len(terms))
+    cols = {"sum_sq": "sum_sq", "df": "df", "F": "F", "p": "PR(>F)"}
+    data = {name: np.full(shape, np.nan) for name in cols}
+    n_complete = np.zeros(shape[:2], dtype=np.int64)
+    warnings = []
+    for i, pair in enumerate(pairs):
+        for k, s in enumerate(sparsities):
+            cell = acc.isel(pair=i, sparsity=k)
+            complete = ~np.isnan(cell.values).any(axis=(0, 1))
+            n_complete[i, k] = int(complete.sum())
+            if n_complete[i, k] < 2:
+                warnings.append(
+                    f"ANOVA of pair {pair} at sparsity {s:g} not fit: "
+                    f"{n_complete[i, k]} seed(s) with all four cells (need 2)"
+                )
+                continue
+            frame = cell.isel(seed=complete).to_dataframe(name="acc").reset_index()
+            table = factorial_anova(pd.DataFrame(frame[["w_src", "lpr_src", "seed", "acc"]]))
+            for name, col in cols.items():
+                data[name][i, k] = [
+                    table.loc[t, col] if t in table.index else np.nan for t in terms
+                ]
+    dims = ("pair", "sparsity", "term")
+    ds = xr.Dataset(
+        {name: (dims, values) for name, values in data.items()}
+        | {"n": (("pair", "sparsity"), n_complete, {"long_name": "seeds with all 4 cells"})},
+        coords={"pair": pairs, "sparsity": sparsities, "term": terms},
+    )
+    long = {
+        "sum_sq": "type-III sum of squares",
+        "df": "degrees of freedom",
+        "F": "F statistic",
+        "p": "p-value of the F test (unadjusted)",
+    }
+    for name, text in long.items():
+        ds[name].attrs["long_name"] = text
+    ds.attrs["title"] = "type-III ANOVA of the transplant grid"
+    ds.attrs["formula"] = "acc ~ C(w_src, Sum) * C(lpr_src, Sum) + C(seed, Sum)"
+    ds.attrs["method"] = "statsmodels ols + anova_lm(typ=3), sum-to-zero contrasts"
+    return ds, warnings
+
+
+def dose_response_tests(
+    tds: xr.Dataset, *, level: float = DEFAULT_LEVEL
+) -> tuple[list[TestRecord], list[str]]:
+    """Page's trend test over alpha (seeds as blocks; two-sided) and the t test of the
+    per-seed OLS slopes, per pair and sparsity. Returns (records, warnings)."""
+    if "acc_alpha" not in tds:
+        return [], [
+            "transplant.nc has no acc_alpha: dose-response not tested; add "
+            "`alphas = [0.0, 0.5, 1.0]` to [transplant]"
+        ]
+    check_transplant(tds)
+    dose = transplant_acc(tds, "acc_alpha").sortby("alpha")
+    dose = dose.transpose("pair", "seed", "alpha", "sparsity")
+    alphas = dose["alpha"].values.astype(float)
+    warnings = []
+    if alphas.size < 3:
+        warnings.append(
+            f"transplant.nc has {alphas.size} alpha(s): Page's trend test needs "
+            ">= 3 (add values to `alphas` in [transplant]); slopes still tested"
+        )
+    y = dose.values.astype(float)
+    h_eval = str(tds.attrs.get("h_eval", ""))
+    out = []
+    for i, pair in enumerate(labels(dose, "pair")):
+        for k, s in enumerate(float(v) for v in dose["sparsity"].values):
+            at = {"pair": pair, "sparsity": s} | ({"h_eval": h_eval} if h_eval else {})
+            if alphas.size >= 3:
+                rec = page_trend(
+                    y[i, :, :, k], alternative="two-sided", estimand="trend (mean rho)"
+                )
+                out.append(tag(rec, "dose_response", at))
+            rec = slope_test(alphas, y[i, :, :, k], level=level, estimand="slope per alpha")
+            out.append(tag(rec, "dose_response", at))
+    return out, warnings
+
+
+def dose_fit(tds: xr.Dataset) -> xr.Dataset:
+    """What the dose-response figure draws: per (pair, alpha, sparsity) the seed mean,
+    sd and count of ``acc_alpha``, its isotonic fit, and the per-seed slopes.
+
+    The isotonic fit is monotone in the direction of the mean per-seed slope
+    (``direction``: "increasing" or "decreasing"), least squares on the seed means.
+    Empty Dataset when there is no ``acc_alpha``.
+    """
+    if "acc_alpha" not in tds:
+        return xr.Dataset()
+    check_transplant(tds)
+    dose = transplant_acc(tds, "acc_alpha").sortby("alpha")
+    dose = dose.transpose("pair", "alpha", "seed", "sparsity")
+    y = dose.values.astype(float)
+    alphas = dose["alpha"].values.astype(float)
+    n = (~np.isnan(y)).sum(axis=2)
+    mean = np.where(n > 0, np.nansum(y, axis=2) / np.maximum(n, 1), np.nan)
+    dev = np.where(np.isnan(y), 0.0, y - np.nan_to_num(mean)[:, :, None, :])
+    sd = np.where(n > 1, np.sqrt((dev**2).sum(axis=2) / np.maximum(n - 1, 1)), np.nan)
+    iso = np.full(mean.shape, np.nan)
+    slopes = np.full((y.shape[0], y.shape[2], y.shape[3]), np.nan)
+    direction = np.full((y.shape[0], y.shape[3]), "", dtype=object)
+    for i in range(y.shape[0]):
+        for k in range(y.shape[3]):
+            slopes[i, :, k] = per_seed_slopes(alphas, y[i, :, :, k].T)
+            ok = slopes[i, :, k][~np.isnan(slopes[i, :, k])]
+            up = ok.size == 0 or ok.mean() >= 0
+            direction[i, k] = "increasing" if up else "decreasing"
+            sign = 1.0 if up else -1.0
+            iso[i, :, k] = sign * isotonic_fit(alphas, sign * mean[i, :, k])
+    dims = ("pair", "alpha", "sparsity")
+    units = {"units": "1"}
+    ds = xr.Dataset(
+        {
+            "acc_mean": (dims, mean, {"long_name": "seed mean of acc_alpha", **units}),
+            "acc_sd": (dims, sd, {"long_name": "seed sd of acc_alpha (ddof=1)", **units}),
+            "n": (dims, n.astype(np.int64), {"long_name": "seeds with acc_alpha"}),
+            "acc_isotonic": (
+                dims,
+                iso,
+                {
+                    "long_name": "isotonic (least-squares monotone) fit of acc_mean over alpha",
+                    **units,
+                },
+            ),
+            "direction": (
+                ("pair", "sparsity"),
+                direction.astype(str),
+                {"long_name": "direction of the isotonic fit (sign of the mean slope)"},
+            ),
+            "slope": (
+                ("pair", "seed", "sparsity"),
+                slopes,
+                {"long_name": "per-seed OLS slope of acc_alpha on alpha", "units": "1"},
+            ),
+        },
+        coords={
+            "pair": dose["pair"].values.astype(str),
+            "alpha": alphas,
+            "seed": dose["seed"].values,
+            "sparsity": dose["sparsity"].values.astype(float),
+        },
+    )
+    ds.attrs["title"] = "dose-response summaries for figures"
+    return ds
