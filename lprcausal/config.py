@@ -29,6 +29,8 @@ from lprcausal.errors import LprError
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine")
 PRUNE_METHODS = ("oneshot", "imp")
+PRUNE_STRUCTURES = ("weight", "unit")
+UNIT_NORMS = ("l1", "l2")
 EVAL_MODES = ("rewind", "finetune", "reinit")
 MASK_KINDS = ("own", "transplant", "interp", "uniform", "erk", "lamp", "shuffle", "random")
 
@@ -290,6 +292,13 @@ class PruneConfig(_Config):
     ``oneshot`` trains once and prunes to every target sparsity; ``imp`` prunes a
     fraction ``rate`` of the remaining weights per round (the targets are inserted as
     extra levels), rewinding to ``rewind`` and retraining with H_find between rounds.
+
+    ``structure = "unit"`` prunes whole units (conv output channels, linear output
+    neurons) instead of single weights, one-shot only: units are scored by the
+    ``unit_norm`` (``"l1"`` or ``"l2"``) of their weights, divided by the mean score
+    of their layer when ``unit_normalize``, and ranked globally; a level ``s`` then
+    removes ``round(s * U)`` of the ``U`` prunable units (see
+    :mod:`lprcausal.pruning.structured` and :mod:`lprcausal.models.units`).
     """
 
     _section: ClassVar[str] = "prune"
@@ -300,12 +309,16 @@ class PruneConfig(_Config):
     rewind: str = "init"
     exclude_first: bool = False
     exclude_last: bool = False
+    structure: str = "weight"
+    unit_norm: str = "l1"
+    unit_normalize: bool = False
 
     def __post_init__(self):
         if self.method not in PRUNE_METHODS:
             raise LprError(
                 f"method = {self.method!r} is not known: expected one of {', '.join(PRUNE_METHODS)}."
             )
+        self._check_structure()
         if not self.sparsities:
             raise LprError("sparsities = [] is empty: expected at least one target sparsity.")
         for s in self.sparsities:
@@ -314,6 +327,30 @@ class PruneConfig(_Config):
             raise LprError(f"rate = {self.rate!r} is not valid: expected 0 < rate < 1.")
         if self.rewind.strip() != "init":
             parse_point(self.rewind, "rewind")
+
+    def _check_structure(self) -> None:
+        if self.structure not in PRUNE_STRUCTURES:
+            raise LprError(
+                f"structure = {self.structure!r} is not known: expected one of "
+                f"{', '.join(PRUNE_STRUCTURES)}."
+            )
+        if self.unit_norm not in UNIT_NORMS:
+            raise LprError(
+                f"unit_norm = {self.unit_norm!r} is not known: expected one of "
+                f"{', '.join(UNIT_NORMS)}."
+            )
+        if self.structure == "unit" and self.method != "oneshot":
+            raise LprError(
+                f"structure = 'unit' with method = {self.method!r} is not supported: "
+                "structured (unit) pruning is one-shot; expected method = 'oneshot'."
+            )
+        # Unit options on weight pruning would change the run's hash without changing it.
+        if self.structure == "weight" and (self.unit_norm != "l1" or self.unit_normalize):
+            raise LprError(
+                f"unit_norm = {self.unit_norm!r}, unit_normalize = {self.unit_normalize!r} "
+                "apply only to structured pruning: expected structure = 'unit' with them, "
+                "or the defaults (unit_norm = 'l1', unit_normalize = false)."
+            )
 
     def levels(self) -> list[float]:
         """Sparsity levels the find phase produces masks for, ascending."""

@@ -9,6 +9,12 @@ replicate share the eval seed (data order), so contrasts are paired.
 ``alpha`` cells (dose-response) prune run ``a``'s weights at
 ``(1-alpha)*LPR_a + alpha*LPR_b``; control cells prune ``a`` and ``b`` with a control
 mask (``shuffle``, ``random``, ``uniform``, ``erk``, ``lamp``) at the same sparsity.
+
+Structured find runs (``prune.structure = "unit"``, both runs of a pair) transplant
+unit fractions instead: cell ``(w, l)`` prunes ``w``'s units layerwise by unit score at
+``l``'s exact per-layer unit counts; ``random`` / ``shuffle`` controls take random units at
+the same counts and ``uniform`` the same unit fraction in every unit layer
+(see :mod:`lprcausal.pipeline.masks`); ``erk`` and ``lamp`` are not defined for units.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import xarray as xr
 from lprcausal.config import EvalSpec, MaskSpec, TrainConfig, spec_hash
 from lprcausal.errors import LprError
 from lprcausal.pipeline import Context, EvalRun, FindRun, ensure_evals
-from lprcausal.pipeline.masks import check_same_layers
+from lprcausal.pipeline.masks import check_mask_kind, check_same_layers, check_same_structure
 
 CONTROLS = ("shuffle", "random", "uniform", "erk", "lamp")
 ROLES = ("a", "b")
@@ -96,6 +102,9 @@ def check_design(ctx: Context, design: TransplantDesign) -> None:
         a = FindRun(ctx.store, a_id, "source")
         b = FindRun(ctx.store, b_id, "target")
         check_same_layers(a, b)
+        check_same_structure(a, b)
+        for c in design.controls:
+            check_mask_kind(a, c)
         for s in design.sparsities:
             a.level(s, "sparsity")
             b.level(s, "sparsity")
@@ -137,7 +146,9 @@ def design_dataset(ctx: Context, design: TransplantDesign) -> xr.Dataset:
         },
         coords={"w_src": list(ROLES), "lpr_src": list(ROLES), "seed": seeds, "sparsity": sp},
     )
-    ds["sparsity"].attrs = {"long_name": "fraction of prunable weights removed", "units": "1"}
+    structure = FindRun(ctx.store, design.pairs[0][0]).spec.prune.structure
+    removed = "units (conv channels, linear neurons)" if structure == "unit" else "weights"
+    ds["sparsity"].attrs = {"long_name": f"fraction of prunable {removed} removed", "units": "1"}
     ds["source_run"] = ("seed", [p[0] for p in design.pairs])
     ds["target_run"] = ("seed", [p[1] for p in design.pairs])
     if design.alphas:
@@ -168,6 +179,7 @@ def design_dataset(ctx: Context, design: TransplantDesign) -> xr.Dataset:
         "b_label": design.names[1],
         "h_eval": design.train.to_dict().__repr__(),
         "mode": design.mode,
+        "structure": structure,
     })
     return ds
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from lprcausal.cli.app import cli
-from lprcausal.cli.lpr import lpr_table
+from lprcausal.cli.lpr import echo_lpr
 from lprcausal.cli.options import build_train_config, runtime_options, train_options
 from lprcausal.cli.tables import pct, table
 from lprcausal.config import (
@@ -60,6 +60,15 @@ def _section(config: str | None, table_name: str) -> dict:
               help="IMP: fraction of the remaining weights pruned per round [default: 0.2].")
 @click.option("--rewind", default=None,
               help="Rewind point for IMP and eval: init, <N>it or <N>ep [default: init].")
+@click.option("--structure", type=click.Choice(["weight", "unit"]), default=None,
+              help="Prune single weights, or whole units (conv channels / linear neurons, "
+                   "one-shot; a sparsity is then a fraction of units) [default: weight].")
+@click.option("--unit-norm", type=click.Choice(["l1", "l2"]), default=None,
+              help="Structured: score units by the L1 or L2 norm of their weights "
+                   "[default: l1].")
+@click.option("--unit-normalize/--no-unit-normalize", default=None,
+              help="Structured: divide unit scores by their layer's mean before the global "
+                   "ranking [default: off].")
 @click.option("--exclude-first/--prune-first", default=None,
               help="Leave the first layer dense.")
 @click.option("--exclude-last/--prune-last", default=None,
@@ -69,14 +78,19 @@ def _section(config: str | None, table_name: str) -> dict:
 @click.option("--name", default=None, help="Friendly name for the run (-seedN added if several).")
 @runtime_options
 def find_command(config, dataset, n_samples, val_fraction, model, widths, train_overrides,
-                 sparsities, method, rate, rewind, exclude_first, exclude_last, seeds, name,
-                 ctx) -> None:
+                 sparsities, method, rate, rewind, structure, unit_norm, unit_normalize,
+                 exclude_first, exclude_last, seeds, name, ctx) -> None:
     """Find masks: train a dense network with H_find and prune it by global magnitude.
 
     One-shot prunes the trained network to every --sparsity; IMP prunes --rate of the
     remaining weights per round, rewinding to --rewind and retraining, until the largest
     target (the targets are extra levels). Prints the find accuracy and the accuracy of
     each pruned network before retraining.
+
+    With --structure unit, whole units are pruned one-shot: conv output channels and
+    linear output neurons (never the classifier's outputs), ranked globally by the norm
+    of their weights; each --sparsity is the fraction of units removed, and each layer
+    keeps at least one unit. `lprcausal lpr` shows the unit and parameter fractions.
     """
     data = {**_section(config, "data"), **_given(name=dataset, n_samples=n_samples,
                                                  val_fraction=val_fraction)}
@@ -84,6 +98,7 @@ def find_command(config, dataset, n_samples, val_fraction, model, widths, train_
     model_cfg = {**_section(config, "model"), **_given(name=model, widths=widths_list)}
     prune = {**_section(config, "prune"), **_given(
         sparsities=list(sparsities) or None, method=method, rate=rate, rewind=rewind,
+        structure=structure, unit_norm=unit_norm, unit_normalize=unit_normalize,
         exclude_first=exclude_first, exclude_last=exclude_last)}
     train = build_train_config(config, "train", train_overrides)
     seeds = list(seeds) or [int(_section(config, "find").get("seed", 0)) if config else 0]
@@ -110,7 +125,12 @@ def find_command(config, dataset, n_samples, val_fraction, model, widths, train_
         click.echo(f"  find accuracy (dense, test): {pct(m['dense_test_acc'])}"
                    + ("  [diverged]" if m["diverged"] else ""))
         rows = [[float(k), m["find_acc"][k], m["pruned_acc"][k]] for k in m["find_acc"]]
-        click.echo(table(["sparsity", "find_acc", "pruned_acc (no retrain)"], rows))
+        headers = ["sparsity", "find_acc", "pruned_acc (no retrain)"]
+        if "compact" in m:  # structured: sizes of the compacted networks
+            headers += ["params kept", "FLOPs kept"]
+            rows = [r + [m["compact"][k]["params_kept"], m["compact"][k]["flops_kept"]]
+                    for r, k in zip(rows, m["find_acc"], strict=True)]
+        click.echo(table(headers, rows))
 
 
 @cli.command("eval")
@@ -163,7 +183,7 @@ def eval_command(run, config, train_overrides, sparsities, mode, mask_kind, mask
                      "yes" if m["diverged"] else "no"])
         click.echo(f"\neval run {run_id}{f' ({alias})' if alias else ''}: mask {mask_kind} at "
                    f"sparsity {s:g} of find run {find.id}, mode {mode}")
-        click.echo(lpr_table(ev.layers, ev.mask()))
+        echo_lpr(find, ev.layers, ev.mask(), ev.unit_mask())
     click.echo("\nsummary (accuracies on test unless noted; eval = final epoch)")
     click.echo(table(["eval run", "sparsity", "find_acc", "eval_val_acc", "eval_test_acc",
                       "diverged"], rows))

@@ -1,4 +1,10 @@
-"""``lprcausal lpr``: per-layer pruning ratios of a run's mask(s)."""
+"""``lprcausal lpr``: per-layer pruning ratios of a run's mask(s).
+
+For structured (unit) runs the table has both forms of the LPR: the fraction of each
+layer's parameters removed (``LPR``, counting the input columns a removed unit's
+consumer loses) and the fraction of its units removed (``unit LPR``), followed by the
+parameter and FLOP counts of the model before and after compaction.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,12 @@ import torch
 
 from lprcausal.cli.app import cli
 from lprcausal.cli.tables import table
+from lprcausal.compact import compaction_summary, count_params, save_compact
 from lprcausal.config import check_sparsity
 from lprcausal.errors import LprError
-from lprcausal.pipeline import FindRun, open_run
-from lprcausal.pipeline.masks import check_same_layers
+from lprcausal.models import build_model
+from lprcausal.pipeline import EvalRun, FindRun, open_run
+from lprcausal.pipeline.masks import check_same_layers, check_same_structure
 from lprcausal.pruning import allocate_ratios, layerwise_ratios
 from lprcausal.store import RunStore
 
@@ -35,12 +43,64 @@ def lpr_table(layers: list[dict], mask: dict[str, torch.Tensor]) -> str:
     return table(HEADERS, lpr_rows(layers, mask))
 
 
+UNIT_HEADERS = [*HEADERS[:-1], "LPR (params)", "units", "units kept", "unit LPR"]
+
+
+def unit_lpr_rows(layers: list[dict], mask: dict[str, torch.Tensor],
+                  unit_masks: dict[str, torch.Tensor]) -> list[list]:
+    """:func:`lpr_rows` plus units, units kept and unit LPR ("-" where a layer has no
+    prunable units); the total row counts units over the unit layers."""
+    rows = lpr_rows(layers, mask)
+    n_total, kept_total = 0, 0
+    for row in rows[:-1]:
+        m = unit_masks.get(row[0])
+        if m is None:
+            row += [None, None, None]
+            continue
+        n, kept = m.numel(), int(m.sum())
+        row += [n, kept, (n - kept) / n]
+        n_total, kept_total = n_total + n, kept_total + kept
+    rows[-1] += [n_total, kept_total, (n_total - kept_total) / n_total if n_total else 0.0]
+    return rows
+
+
+def _build(find: FindRun) -> tuple[torch.nn.Module, dict]:
+    """A freshly built model of ``find``'s architecture and its build arguments."""
+    spec, record = find.spec, find.record
+    build = {"name": spec.model.name, "in_shape": list(record["in_shape"]),
+             "n_classes": record["n_classes"],
+             "widths": list(spec.model.widths) if spec.model.widths else None}
+    net = build_model(build["name"], tuple(build["in_shape"]), build["n_classes"],
+                      widths=spec.model.widths)
+    return net, build
+
+
+def compaction_line(find: FindRun, unit_masks: dict[str, torch.Tensor]) -> str:
+    """Parameters and FLOPs before -> after compacting a model of ``find``'s architecture."""
+    net, _ = _build(find)
+    c = compaction_summary(net, unit_masks, find.record["in_shape"], find.unit_layers())
+    return (f"compacted model: params {c['params_dense']} -> {c['params_compact']} "
+            f"({100 * c['params_kept']:.2f}% kept), FLOPs/sample {c['flops_dense']} -> "
+            f"{c['flops_compact']} ({100 * c['flops_kept']:.2f}% kept)")
+
+
+def echo_lpr(find: FindRun | None, layers: list[dict], mask: dict[str, torch.Tensor],
+          unit_masks: dict[str, torch.Tensor] | None) -> None:
+    """Print the LPR table (with unit columns and compaction for structured runs)."""
+    if unit_masks is None or find is None:
+        click.echo(lpr_table(layers, mask))
+        return
+    click.echo(table(UNIT_HEADERS, unit_lpr_rows(layers, mask, unit_masks)))
+    click.echo(compaction_line(find, unit_masks))
+
+
 def _compare(runs: list[FindRun], s: float, against: tuple[str, ...]) -> None:
     """Side-by-side LPR of several find runs (and allocation schemes) with L1 distances."""
     base = runs[0]
     columns: list[tuple[str, dict[str, float]]] = []
     for run in runs:
         check_same_layers(base, run)
+        check_same_structure(base, run)
         columns.append((run.id[:8], layerwise_ratios(run.mask(s))))
     weights = base.prunable_weights(s)
     for scheme in against:
@@ -64,22 +124,36 @@ def _compare(runs: list[FindRun], s: float, against: tuple[str, ...]) -> None:
 @click.option("--against", "against", multiple=True,
               type=click.Choice(["global", "uniform", "erk", "lamp"]),
               help="Allocation scheme(s) at the same sparsity to show side by side.")
+@click.option("--export-compact", "export", type=click.Path(dir_okay=False), default=None,
+              help="Structured runs: write the compacted model (fewer channels/neurons) to "
+                   "this safetensors file: an eval run's retrained weights, or a find run's "
+                   "pruned trained weights at one --sparsity.")
 @click.option("--store", default="runs", show_default=True, type=click.Path(),
               help="Run store folder.")
 def lpr_command(run: str, sparsities: tuple[float, ...], compare: tuple[str, ...],
-                against: tuple[str, ...], store: str) -> None:
+                against: tuple[str, ...], export: str | None, store: str) -> None:
     """Per-layer pruning ratios (LPR) of RUN: name, shape, n_params, kept, LPR.
 
     RUN is a name, a run id or a unique id prefix. For a find run every stored level
     is shown (or those given with --sparsity); for an eval run, the mask it trained with.
     With --compare/--against, the LPR of several runs and schemes side by side.
+    Structured runs also show unit fractions and the compacted model's size.
     """
     st = RunStore(store)
     obj = open_run(st, run)
+    if export:
+        _export(st, obj, sparsities, export)
+        return
     if compare or against:
         if not isinstance(obj, FindRun):
             raise LprError(f"RUN = {run!r} is an eval run: --compare/--against need find runs.")
         others = [FindRun(st, st.resolve(r, "--compare"), "--compare") for r in compare]
+        if against and obj.structured:
+            raise LprError(
+                f"--against {against[0]} compares weight allocation schemes at a weight "
+                f"sparsity, but run {obj.id} is structured (its levels are unit fractions): "
+                "expected --against only with weight-pruning find runs."
+            )
         levels = [check_sparsity(s) for s in sparsities] or obj.levels
         for s in levels:
             _compare([obj, *others], s, against)
@@ -88,8 +162,40 @@ def lpr_command(run: str, sparsities: tuple[float, ...], compare: tuple[str, ...
         levels = [check_sparsity(s) for s in sparsities] or obj.levels
         for s in levels:
             click.echo(f"\nrun {obj.id}  sparsity {s:g}  (find run)")
-            click.echo(lpr_table(obj.layers, obj.mask(s)))
+            echo_lpr(obj, obj.layers, obj.mask(s), obj.unit_mask(s) if obj.structured else None)
     else:
         click.echo(f"\nrun {obj.id}  sparsity {obj.spec.sparsity:g}  (eval run, mask "
                    f"{obj.spec.mask.kind})")
-        click.echo(lpr_table(obj.layers, obj.mask()))
+        units = obj.unit_mask() if isinstance(obj, EvalRun) else None
+        find = FindRun(st, obj.spec.find, "find") if units is not None else None
+        echo_lpr(find, obj.layers, obj.mask(), units)
+
+
+def _export(st: RunStore, obj: FindRun | EvalRun, sparsities: tuple[float, ...],
+            path: str) -> None:
+    """Write the compact model of a structured find run level or eval run to ``path``."""
+    if isinstance(obj, FindRun):
+        find = obj
+        levels = [check_sparsity(s) for s in sparsities] or obj.levels
+        if len(levels) != 1:
+            raise LprError(
+                f"--export-compact writes one model, but find run {obj.id} has levels "
+                f"{', '.join(f'{s:g}' for s in levels)}: expected one --sparsity."
+            )
+        find.level(levels[0])
+        state = find.source_state(levels[0]) if find.structured else None
+        units = find.unit_mask(levels[0]) if find.structured else None
+    else:
+        find = FindRun(st, obj.spec.find, "find")
+        units = obj.unit_mask()
+        state = st.read_tensors(obj.id, "weights_final.safetensors")
+    if units is None:
+        raise LprError(
+            f"--export-compact needs a structured run (prune.structure = 'unit'), but run "
+            f"{obj.id} prunes single weights: its masked model has no smaller dense form."
+        )
+    net, build = _build(find)
+    net.load_state_dict(state)
+    small = save_compact(path, net, units, build, find.unit_layers())
+    click.echo(f"compact model written to {path}: params {count_params(net)} -> "
+               f"{count_params(small)}")

@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from lprcausal.config import EvalSpec, derive_seed
 from lprcausal.pipeline.context import Context, initial_state
 from lprcausal.pipeline.ensure import ensure_runs
-from lprcausal.pipeline.masks import eval_mask
+from lprcausal.pipeline.masks import check_mask_kind, eval_masks
 from lprcausal.pipeline.runs import FindRun
 from lprcausal.provenance import provenance
-from lprcausal.pruning import layerwise_ratios, overall_sparsity
+from lprcausal.pruning import layerwise_ratios, overall_sparsity, unit_lpr
 from lprcausal.train import TrainJob, pick_device, train_many
 
 
@@ -26,6 +26,7 @@ def ensure_evals(ctx: Context, specs: Sequence[EvalSpec]) -> list[str]:
     for spec in specs:
         find = FindRun(ctx.store, spec.find, "find")
         find.level(spec.sparsity)
+        check_mask_kind(find, spec.mask.kind)
         data = ctx.dataset(find.spec.data)
         spec.train.steps_per_epoch(data.n_train)
     return ensure_runs(ctx.store, specs, lambda s, ids, done: _compute(ctx, s, ids, done))
@@ -45,16 +46,16 @@ def _compute(ctx: Context, specs: list[EvalSpec], ids: list[str], done: Callable
         t0 = time.perf_counter()
         find = FindRun(ctx.store, spec.find, "find")
         data = ctx.dataset(find.spec.data)
-        mask = eval_mask(ctx.store, spec, find)
+        masks = eval_masks(ctx.store, spec, find)
         job = TrainJob(
             model=find.spec.model,
             train=spec.train,
             init_state=_start_state(ctx, spec, find, data),
             data_seed=derive_seed(spec.seed, "eval-data"),
-            mask=mask,
+            mask=masks.train,
             label=f"eval {run_id[:8]}",
         )
-        prepared.append((spec, run_id, find, data, job, mask, time.perf_counter() - t0))
+        prepared.append((spec, run_id, find, data, job, masks, time.perf_counter() - t0))
     by_data: dict = defaultdict(list)
     for k, item in enumerate(prepared):
         by_data[item[2].spec.data].append(k)
@@ -69,13 +70,16 @@ def _compute(ctx: Context, specs: list[EvalSpec], ids: list[str], done: Callable
         train_many([prepared[k][4] for k in members], data, ctx.engine, on_result=write)
 
 
-def _write(ctx, spec: EvalSpec, run_id: str, find: FindRun, mask, result, prep_s) -> None:
+def _write(ctx, spec: EvalSpec, run_id: str, find: FindRun, masks, result, prep_s) -> None:
+    mask = masks.weights
     metrics = {
         **result.metrics(),
         "sparsity": overall_sparsity(mask),
         "lpr": layerwise_ratios(mask),
         "find_acc": find.find_acc(spec.sparsity),
     }
+    if masks.units is not None:
+        metrics["unit_lpr"] = unit_lpr(masks.units, find.prunable)
     parents = sorted({find.id} | {r for r in (spec.mask.lpr_from, spec.mask.lpr_to) if r})
     record = {
         "id": run_id,
@@ -90,5 +94,7 @@ def _write(ctx, spec: EvalSpec, run_id: str, find: FindRun, mask, result, prep_s
         w.json("run.json", record)
         w.json("metrics.json", metrics)
         w.tensors("mask.safetensors", mask)
+        if masks.units is not None:
+            w.tensors("unit_mask.safetensors", masks.units)
         w.tensors("weights_final.safetensors", result.state)
 

@@ -4,6 +4,10 @@ One-shot: train once, then a global magnitude mask at each target sparsity.
 IMP: train, prune to the next level globally (earlier pruned weights stay pruned),
 rewind to the rewind point, retrain with the mask, and repeat up to the largest level;
 the mask at every level is stored together with the weights it was pruned from.
+Structured (``prune.structure = "unit"``, one-shot): global unit masks at each level,
+stored as ``unit_masks.safetensors`` beside their expansion to weight masks
+(``masks.safetensors``, the unit's rows and its consumer's input columns removed), with
+the unit LPR and the compacted model's parameter and FLOP counts in the metrics.
 Runs of one call are trained together, round by round, so the engine can fuse them.
 """
 
@@ -13,14 +17,26 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
+import torch
+
+from lprcausal.compact import compaction_summary
 from lprcausal.config import FindSpec, derive_seed, point_to_step
 from lprcausal.errors import LprError
 from lprcausal.models import build_model, layer_table
+from lprcausal.models.units import layers_to_json, prunable_unit_layers, total_units
 from lprcausal.pipeline.context import Context, initial_state, prunable_set
 from lprcausal.pipeline.ensure import ensure_runs
 from lprcausal.pipeline.runs import join_levels, level_key
 from lprcausal.provenance import provenance
-from lprcausal.pruning import apply_masks, global_magnitude_masks, layerwise_ratios
+from lprcausal.pruning import (
+    apply_masks,
+    global_magnitude_masks,
+    global_unit_masks,
+    layerwise_ratios,
+    removal_count,
+    unit_lpr,
+    unit_weight_masks,
+)
 from lprcausal.train import TrainJob, evaluate_states, pick_device, train_many
 
 
@@ -48,6 +64,24 @@ def check_find(ctx: Context, spec: FindSpec) -> None:
             "exclude_first and exclude_last leave no prunable layer in model "
             f"{spec.model.name!r}: expected at least one prunable layer."
         )
+    if spec.prune.structure == "unit":
+        _check_units(spec, data)
+
+
+def _check_units(spec: FindSpec, data) -> None:
+    """A structured spec needs a coupling rule and levels that leave a unit per layer."""
+    net = build_model(spec.model.name, data.in_shape, data.n_classes, widths=spec.model.widths)
+    names = prunable_set(spec.model, data, spec.prune.exclude_first, spec.prune.exclude_last)
+    layers = prunable_unit_layers(net, names)
+    total, most = total_units(layers), total_units(layers) - len(layers)
+    for s in spec.prune.levels():
+        if removal_count(s, total) > most:
+            raise LprError(
+                f"sparsity = {s!r} removes {removal_count(s, total)} of the {total} units of "
+                f"model {spec.model.name!r}, which would remove every unit of at least one "
+                f"of its {len(layers)} unit layers ({', '.join(x.weight for x in layers)}): "
+                f"expected sparsity <= {most / total:.6g}, so each layer keeps a unit."
+            )
 
 
 class _Pending:
@@ -69,6 +103,14 @@ class _Pending:
         self.find_acc: dict[float, float] = {}
         self.rewind_state = None
         self.final_state = None
+        self.units = None  # structured runs: unit layers, unit masks and other masks per level
+        self.unit_masks: dict[float, dict] = {}
+        self.other_masks: dict[float, dict] = {}
+        if spec.prune.structure == "unit":
+            net = build_model(spec.model.name, self.data.in_shape, self.data.n_classes,
+                              widths=spec.model.widths)
+            self.units = prunable_unit_layers(net, self.names)
+            self.shapes = {n: tuple(net.state_dict()[n].shape) for n in self.names}
         self.t0 = time.perf_counter()
 
     def job(self, mask=None) -> TrainJob:
@@ -88,23 +130,43 @@ class _Pending:
         """Take one round's result; return the next round's job (None when done)."""
         self.rounds.append(result.metrics())
         params = {n: result.state[n] for n in self.names}
+        if result.diverged:
+            # NaN/inf weights rank nothing. The run is still stored whole (flagged diverged,
+            # NaN accuracy) so a study carries on; its masks are ranked with non-finite
+            # weights as 0 and no further IMP round is trained.
+            params = {n: torch.nan_to_num(p, nan=0.0, posinf=0.0, neginf=0.0)
+                      for n, p in params.items()}
         if len(self.rounds) == 1:
             self.rewind_state = result.snapshots[self.rewind_step]
             self.final_state = result.state
+        if self.units is not None:
+            prune = self.spec.prune
+            weights = {layer.weight: params[layer.weight] for layer in self.units}
+            for s in self.levels:
+                units = global_unit_masks(weights, s, prune.unit_norm, prune.unit_normalize)
+                self.unit_masks[s] = units
+                self.masks[s], self.other_masks[s] = unit_weight_masks(
+                    units, self.units, self.shapes
+                )
+                self.sources[s] = result.state
+                self.find_acc[s] = result.test_acc
+            return None
         if self.spec.prune.method == "oneshot":
             for s in self.levels:
                 self.masks[s] = global_magnitude_masks(params, s)
                 self.sources[s] = result.state
                 self.find_acc[s] = result.test_acc
             return None
-        level = self.levels[len(self.masks)]
-        prior = self.masks[self.levels[len(self.masks) - 1]] if self.masks else None
-        self.masks[level] = global_magnitude_masks(params, level, prior=prior)
-        self.sources[level] = result.state
-        self.find_acc[level] = result.test_acc
-        if len(self.masks) == len(self.levels):
-            return None
-        return self.job(self.masks[level])
+        while True:
+            level = self.levels[len(self.masks)]
+            prior = self.masks[self.levels[len(self.masks) - 1]] if self.masks else None
+            self.masks[level] = global_magnitude_masks(params, level, prior=prior)
+            self.sources[level] = result.state
+            self.find_acc[level] = result.test_acc
+            if len(self.masks) == len(self.levels):
+                return None
+            if not result.diverged:
+                return self.job(self.masks[level])
 
 
 def _compute(ctx: Context, specs: list[FindSpec], ids: list[str], done: Callable) -> None:
@@ -130,10 +192,11 @@ def _compute(ctx: Context, specs: list[FindSpec], ids: list[str], done: Callable
 
 def _write(ctx: Context, p: _Pending) -> None:
     spec, data = p.spec, p.data
-    masked = [
-        {**p.sources[s], **apply_masks({n: p.sources[s][n] for n in p.names}, p.masks[s])}
-        for s in p.levels
-    ]
+    masked = []
+    for s in p.levels:
+        # structured: biases and BatchNorm of removed units are zeroed too
+        full = {**p.masks[s], **p.other_masks.get(s, {})}
+        masked.append({**p.sources[s], **apply_masks({n: p.sources[s][n] for n in full}, full)})
     pruned_acc = evaluate_states(spec.model, masked, data, "test", ctx.engine.device)
     net = build_model(spec.model.name, data.in_shape, data.n_classes, widths=spec.model.widths)
     metrics = {
@@ -147,12 +210,21 @@ def _write(ctx: Context, p: _Pending) -> None:
         "rewind_step": p.rewind_step,
         "steps_per_epoch": p.spe,
     }
+    if p.units is not None:
+        metrics["unit_lpr"] = {level_key(s): unit_lpr(p.unit_masks[s], p.names) for s in p.levels}
+        metrics["compact"] = {}
+        for s in p.levels:
+            net.load_state_dict(p.sources[s])
+            metrics["compact"][level_key(s)] = compaction_summary(
+                net, p.unit_masks[s], data.in_shape, p.units
+            )
     record = {
         "id": p.id,
         "kind": "find",
         "spec": spec.to_dict(),
         "prunable": p.names,
         "layers": layer_table(net, p.names),
+        **(_structure_record(p) if p.units is not None else {}),
         "provenance": provenance(pick_device(ctx.engine.device), time.perf_counter() - p.t0),
     }
     with ctx.store.new_run(p.id) as w:
@@ -161,5 +233,17 @@ def _write(ctx: Context, p: _Pending) -> None:
         w.tensors("weights_rewind.safetensors", p.rewind_state)
         w.tensors("weights_final.safetensors", p.final_state)
         w.tensors("masks.safetensors", join_levels(p.masks))
+        if p.units is not None:
+            w.tensors("unit_masks.safetensors", join_levels(p.unit_masks))
         if spec.prune.method == "imp":
             w.tensors("weights_levels.safetensors", join_levels(p.sources))
+
+
+def _structure_record(p: _Pending) -> dict:
+    """What a structured run adds to run.json: its unit layers (coupling) and the model's
+    input shape and classes, so the model can be rebuilt (and compacted) without data."""
+    return {
+        "units": layers_to_json(p.units),
+        "in_shape": list(p.data.in_shape),
+        "n_classes": p.data.n_classes,
+    }

@@ -3,9 +3,20 @@
 All masks are magnitude-based on the trained weights the find run pruned at this
 sparsity (its "source" weights), except the controls: ``shuffle`` and ``random`` keep
 the find run's own LPR with random positions.
+
+Structured find runs (``prune.structure = "unit"``) get unit masks instead, expanded
+to weight masks (the LPR the run reports) plus the masks of the other parameters the
+removed units own (biases, BatchNorm), which the engine keeps at zero too:
+``own`` (the stored unit masks), ``transplant`` (the target's units pruned layerwise by
+unit score at the source's exact per-layer unit counts), ``interp`` (at interpolated
+unit fractions), ``uniform`` (the same unit fraction in every unit layer, exact total),
+``shuffle`` / ``random`` (random units at the own per-layer unit counts). Both runs of a
+transplant must be structured; ``erk`` and ``lamp`` are weight allocations only.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -21,6 +32,28 @@ from lprcausal.pruning import (
     shuffle_masks,
     transplant_masks,
 )
+from lprcausal.pruning.structured import (
+    layerwise_unit_masks,
+    transplant_unit_masks,
+    uniform_unit_fractions,
+    unit_counts,
+    unit_fractions,
+    unit_weight_masks,
+)
+
+UNIT_KINDS = ("own", "transplant", "interp", "uniform", "shuffle", "random")
+"""Mask kinds defined for structured (unit) find runs."""
+
+
+@dataclass
+class EvalMasks:
+    """An eval run's masks: ``weights`` over the prunable set (stored, summarized as
+    LPR), ``train`` = what the engine enforces (``weights`` plus, for structured runs,
+    the removed units' biases / BatchNorm), ``units`` (structured runs only)."""
+
+    weights: dict[str, torch.Tensor]
+    train: dict[str, torch.Tensor]
+    units: dict[str, torch.Tensor] | None = None
 
 
 def check_same_layers(a: FindRun, b: FindRun) -> None:
@@ -44,7 +77,21 @@ def _fmt(layer) -> str:
     return "absent" if layer is None else f"{layer[0]} {list(layer[1])}"
 
 
+def eval_masks(store, spec: EvalSpec, find: FindRun) -> EvalMasks:
+    """The masks of eval run ``spec`` on the weights of ``find`` (see module docstring)."""
+    if not find.structured:
+        weights = eval_mask(store, spec, find)
+        return EvalMasks(weights, weights)
+    units = _unit_mask(store, spec, find)
+    shapes = {x["name"]: tuple(x["shape"]) for x in find.layers}
+    weights, others = unit_weight_masks(units, find.unit_layers(), shapes)
+    return EvalMasks(weights, {**weights, **others}, units)
+
+
 def eval_mask(store, spec: EvalSpec, find: FindRun) -> dict[str, torch.Tensor]:
+    """The weight mask of eval run ``spec`` (over the prunable set of ``find``)."""
+    if find.structured:
+        return eval_masks(store, spec, find).weights
     s, m = spec.sparsity, spec.mask
     weights = find.prunable_weights(s)
     if m.kind == "own":
@@ -77,4 +124,59 @@ def _other(store, run_id: str | None, find: FindRun, field: str) -> FindRun:
         raise LprError(f"{field} is missing: expected the find run whose LPR is used.")
     other = FindRun(store, run_id, field)
     check_same_layers(other, find)
+    check_same_structure(other, find)
     return other
+
+
+def check_same_structure(a: FindRun, b: FindRun) -> None:
+    """Both runs prune weights, or both prune units: their levels mean the same thing."""
+    if a.spec.prune.structure != b.spec.prune.structure:
+        raise LprError(
+            f"Runs {a.id} and {b.id} prune different structures (prune.structure = "
+            f"{a.spec.prune.structure!r} vs {b.spec.prune.structure!r}): a sparsity level "
+            "counts weights in one and units in the other. Expected two find runs with "
+            "the same structure."
+        )
+
+
+def check_mask_kind(find: FindRun, kind: str) -> None:
+    """Raise if mask ``kind`` is not defined for ``find``'s structure (erk/lamp on units)."""
+    if find.structured and kind not in UNIT_KINDS:
+        raise LprError(
+            f"mask kind = {kind!r} is not defined for structured find run {find.id} "
+            f"(prune.structure = 'unit'): expected one of {', '.join(UNIT_KINDS)}."
+        )
+
+
+def _unit_mask(store, spec: EvalSpec, find: FindRun) -> dict[str, torch.Tensor]:
+    """Unit masks of an eval run on a structured find run (layerwise by unit score)."""
+    s, m = spec.sparsity, spec.mask
+    check_mask_kind(find, m.kind)
+    layers = find.unit_layers()
+    if m.kind == "own":
+        return find.unit_mask(s)
+    weights = find.prunable_weights(s)
+    unit_weights = {layer.weight: weights[layer.weight] for layer in layers}
+    n_units = {layer.weight: layer.n_units for layer in layers}
+    norm = find.spec.prune.unit_norm
+    if m.kind == "transplant":
+        source = _other(store, m.lpr_from, find, "lpr_from")
+        return transplant_unit_masks(source.unit_mask(s), unit_weights, norm)
+    if m.kind == "interp":
+        a = _other(store, m.lpr_from, find, "lpr_from")
+        b = _other(store, m.lpr_to, find, "lpr_to")
+        if m.alpha is None:
+            raise LprError("mask kind 'interp' needs alpha: expected a value in [0, 1].")
+        fractions = interpolate_ratios(
+            unit_fractions(a.unit_mask(s)), unit_fractions(b.unit_mask(s)), m.alpha, n_units
+        )
+        return layerwise_unit_masks(unit_weights, unit_counts(n_units, fractions), norm)
+    if m.kind == "uniform":
+        fractions = uniform_unit_fractions(n_units, s)
+        return layerwise_unit_masks(unit_weights, unit_counts(n_units, fractions), norm)
+    own = find.unit_mask(s)
+    if m.kind == "shuffle":
+        return shuffle_masks(own, derive_seed(m.seed, "shuffle"))
+    return random_masks(
+        {n: (k,) for n, k in n_units.items()}, unit_fractions(own), derive_seed(m.seed, "random")
+    )

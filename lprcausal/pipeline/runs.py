@@ -6,6 +6,7 @@ import torch
 
 from lprcausal.config import EvalSpec, FindSpec, spec_from_record
 from lprcausal.errors import LprError
+from lprcausal.models.units import UnitLayer, layers_from_json
 from lprcausal.store import RunStore
 
 LEVEL_TOL = 1e-9
@@ -71,6 +72,33 @@ class FindRun(StoredRun):
                 "`lprcausal find`), whose masks and weights an eval or transplant starts from."
             )
         self._masks = None
+        self._unit_masks = None
+
+    @property
+    def structured(self) -> bool:
+        """True for structured (unit) pruning runs (``prune.structure = "unit"``)."""
+        return self.spec.prune.structure == "unit"
+
+    def unit_layers(self) -> list[UnitLayer]:
+        """The unit layers (coupling) this structured run pruned, as stored with it."""
+        self._require_structured("unit layers")
+        return layers_from_json(self.record["units"])
+
+    def unit_mask(self, s: float) -> dict[str, torch.Tensor]:
+        """Unit masks at level ``s``: layer weight name -> 1-D bool (True = unit kept)."""
+        key = self.level(s)
+        self._require_structured("unit masks")
+        if self._unit_masks is None:
+            tensors = self.store.read_tensors(self.id, "unit_masks.safetensors")
+            self._unit_masks = split_levels(tensors)
+        return self._unit_masks[key]
+
+    def _require_structured(self, what: str) -> None:
+        if not self.structured:
+            raise LprError(
+                f"find run {self.id} has prune.structure = {self.spec.prune.structure!r}: "
+                f"{what} exist only for structure = 'unit' runs."
+            )
 
     @property
     def levels(self) -> list[float]:
@@ -120,6 +148,12 @@ class EvalRun(StoredRun):
 
     def mask(self) -> dict[str, torch.Tensor]:
         return self.store.read_tensors(self.id, "mask.safetensors")
+
+    def unit_mask(self) -> dict[str, torch.Tensor] | None:
+        """Unit masks of an eval run on a structured find run (None for weight pruning)."""
+        if not self.store.has_file(self.id, "unit_mask.safetensors"):
+            return None
+        return self.store.read_tensors(self.id, "unit_mask.safetensors")
 
 
 def open_run(store: RunStore, ref: str, field: str = "run") -> FindRun | EvalRun:

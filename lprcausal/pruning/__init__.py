@@ -1,5 +1,5 @@
 """Pruning math: masks, magnitude pruning (global and layerwise), LPR transplants,
-allocation schemes and control masks.
+allocation schemes, control masks and structured (unit) pruning.
 
 All functions are pure: they take the prunable weights as a ``Mapping[str, Tensor]``
 in network order (the order breaks ties), never modify inputs, and return masks
@@ -29,24 +29,48 @@ from lprcausal.pruning.masks import (
     overall_sparsity,
     removal_count,
 )
+from lprcausal.pruning.structured import (
+    UnitMasks,
+    expand_unit_masks,
+    global_unit_masks,
+    layerwise_unit_masks,
+    transplant_unit_masks,
+    uniform_unit_fractions,
+    unit_counts,
+    unit_fractions,
+    unit_lpr,
+    unit_scores,
+    unit_weight_masks,
+)
 
 __all__ = [
     "SCHEMES",
     "Masks",
+    "UnitMasks",
     "allocate_ratios",
     "apply_masks",
     "check_masks_match",
     "count_removed",
     "erk_densities",
+    "expand_unit_masks",
     "global_magnitude_masks",
+    "global_unit_masks",
     "interpolate_ratios",
     "lamp_scores",
     "layer_counts",
     "layerwise_magnitude_masks",
     "layerwise_ratios",
+    "layerwise_unit_masks",
     "overall_sparsity",
     "random_masks",
     "removal_count",
     "shuffle_masks",
     "transplant_masks",
+    "transplant_unit_masks",
+    "uniform_unit_fractions",
+    "unit_counts",
+    "unit_fractions",
+    "unit_lpr",
+    "unit_scores",
+    "unit_weight_masks",
 ]
