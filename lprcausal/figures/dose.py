@@ -1,0 +1,129 @@
+"""Dose-response over alpha: weights of a at the LPR (1 - alpha) * LPR_a + alpha * LPR_b.
+
+Input: the ``transplant`` Dataset's ``acc_alpha(pair, alpha, seed, sparsity)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from lprcausal.figures.style import (
+    NEUTRAL,
+    Look,
+    axis_labels,
+    figure_style,
+    label_of,
+    legend,
+    look,
+    panels,
+    percent_axis,
+)
+from lprcausal.figures.summary import (
+    finite,
+    mean_ci,
+    normalized_transplant,
+    require,
+)
+from lprcausal.figures.transplant import default_looks, groups, roles
+from lprcausal.stats import isotonic_fit, per_seed_slopes
+
+
+def why_not_dose_response(tds: xr.Dataset | None) -> str | None:
+    if tds is None:
+        return "no transplant.nc in this study"
+    if "acc_alpha" not in tds:
+        return "transplant.nc has no acc_alpha (the study sets no transplant.alphas)"
+    if not finite(tds["acc_alpha"].values):
+        return "every dose-response run diverged (acc_alpha is all NaN)"
+    return None
+
+
+def monotone_fit(alphas: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, str]:
+    """Isotonic (least-squares monotone) fit of the seed mean over alpha, and its direction.
+
+    ``seeds`` is (seed, alpha). The LPR of b may help or hurt the weights of a, so the
+    direction is the sign of the mean per-seed OLS slope ("increasing" when 0 or
+    unknown), the same rule as the dose-response summaries of ``lprcausal stats``.
+    """
+    y = np.asarray(seeds, dtype=float)
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(y, axis=0) if np.isfinite(y).any() else np.full(y.shape[1], np.nan)
+    slopes = per_seed_slopes(alphas, y)
+    slopes = slopes[np.isfinite(slopes)]
+    up = slopes.size == 0 or slopes.mean() >= 0
+    sign = 1.0 if up else -1.0
+    return sign * isotonic_fit(alphas, sign * mean), "increasing" if up else "decreasing"
+
+
+def dose_response(
+    tds: xr.Dataset,
+    ax: Axes | Sequence[Axes] | None = None,
+    *,
+    pair: object = None,
+    sparsity: object = None,
+    looks: dict[str, Look] | None = None,
+    level: float = 0.95,
+    width: str = "single",
+    style: str = "paper",
+) -> Figure:
+    """Eval accuracy of the weights of a as their LPR moves from a's (alpha 0) to b's (1).
+
+    One panel per pair and sparsity: thin lines are seeds, the thick line their mean
+    with a t-interval band, the dashed black line the isotonic (monotone) fit of the
+    mean in whichever direction fits better.
+    """
+    require(why_not_dose_response(tds), "dose_response")
+    tds = normalized_transplant(tds)
+    cells = groups(tds, pair, sparsity)
+    looks = dict(looks) if looks else default_looks(tds)
+    directions = []
+    with figure_style(style):
+        fig, axes, owns = panels(
+            ax, len(cells), "one per pair and sparsity", width=width, style=style
+        )
+        for axis, (p, s) in zip(axes, cells, strict=True):
+            a, b = roles(tds, p)
+            lk = look(looks, a)
+            dose = tds["acc_alpha"].sel(pair=p, sparsity=s).sortby("alpha")
+            alphas = dose["alpha"].values.astype(float)
+            for seed_values in dose.transpose("seed", "alpha").values:
+                axis.plot(alphas, seed_values, color=lk.color, lw=0.5, alpha=0.35)
+            mean, low, high = mean_ci(dose, "seed", level)
+            axis.fill_between(alphas, low.values, high.values, color=lk.color, alpha=0.22, lw=0)
+            axis.plot(alphas, mean.values, color=lk.color, marker=lk.marker, lw=1.6)
+            fit, direction = monotone_fit(alphas, dose.transpose("seed", "alpha").values)
+            directions.append(direction)
+            axis.plot(alphas, fit, color="black", ls="--", lw=0.9)
+            _alpha_ticks(axis, alphas)
+            percent_axis(axis)
+            axis.set_title(f"a = {a} → b = {b}\nsparsity {float(s):g}")
+        axis_labels(fig, axes, owns, label_of(tds["alpha"], "alpha"), label_of(tds["acc_alpha"]))
+        handles = [
+            Line2D([], [], color=NEUTRAL, lw=0.5, alpha=0.5, label="one seed"),
+            Line2D([], [], color=NEUTRAL, lw=1.6, label="mean"),
+            Patch(color=NEUTRAL, alpha=0.22, lw=0, label=f"{level:.0%} t interval"),
+            Line2D(
+                [],
+                [],
+                color="black",
+                ls="--",
+                lw=0.9,
+                label="isotonic fit (" + "/".join(sorted(set(directions))) + ")",
+            ),
+        ]
+        legend(fig, axes, handles, owns)
+    return fig
+
+
+def _alpha_ticks(axis: Axes, alphas: np.ndarray) -> None:
+    """Ticks at the study's alphas; the ends say whose LPR they are (a at 0, b at 1)."""
+    values = sorted(set(alphas.tolist()))
+    ends = {0.0: "\nLPR a", 1.0: "\nLPR b"}
+    axis.set_xticks(values, labels=[f"{v:g}{ends.get(v, '')}" for v in values])

@@ -1,0 +1,219 @@
+"""H_find x H_eval heatmaps: eval accuracy, and its difference to the coupled arm.
+
+Input: the ``decoupled`` Dataset, and optionally the ``stats`` Dataset of
+``lprcausal stats``, whose ``decoupled_vs_coupled`` records (adjusted p) mark the
+difference cells that are significant after correction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib as mpl
+import numpy as np
+import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.colors import Normalize, TwoSlopeNorm
+from matplotlib.figure import Figure
+
+from lprcausal.figures.accuracy import why_not_accuracy
+from lprcausal.figures.style import (
+    ACC_CMAP,
+    DIFF_CMAP,
+    Look,
+    figure_style,
+    fit_ticklabels,
+    font_points,
+    h_find_looks,
+    label_of,
+    look,
+    panels,
+    wrap,
+    wrap_to,
+)
+from lprcausal.figures.summary import (
+    correction_name,
+    coupled_acc,
+    fixed_evals,
+    records,
+    require,
+    selection,
+)
+
+FAMILY = "decoupled_vs_coupled"
+
+
+def has_difference(ds: xr.Dataset) -> bool:
+    """Whether the study has a coupled arm and at least one other H_eval to compare."""
+    return coupled_acc(ds) is not None and bool(fixed_evals(ds))
+
+
+def has_significance(stats: xr.Dataset | None) -> bool:
+    return bool(records(stats, FAMILY))
+
+
+def _evals(ds: xr.Dataset) -> list[str]:
+    return [str(e) for e in ds["h_eval"].values]
+
+
+def heatmap(
+    ds: xr.Dataset,
+    stats: xr.Dataset | None = None,
+    ax: Axes | Sequence[Axes] | None = None,
+    *,
+    sparsity: object = None,
+    alpha: float = 0.05,
+    looks: dict[str, Look] | None = None,
+    width: str = "single",
+    style: str = "paper",
+) -> Figure:
+    """Mean eval accuracy over H_find (rows) x H_eval (columns), and acc - coupled.
+
+    Per sparsity: one accuracy panel and, when the study has a coupled arm, one panel
+    of the per-seed difference to it (accuracy points), with ``*`` on cells whose
+    ``decoupled_vs_coupled`` test in ``stats`` has adjusted p < ``alpha``. Without
+    ``stats`` no cell is marked.
+    """
+    require(why_not_accuracy(ds), "heatmap")
+    levels = selection(ds, "sparsity", sparsity)
+    looks = dict(looks) if looks else h_find_looks(ds["h_find"].values)
+    diff = has_difference(ds)
+    per_level = 2 if diff else 1
+    finds = [str(f) for f in ds["h_find"].values]
+    mean_acc = ds["acc"].mean("seed", skipna=True)
+    delta = _difference(ds) if diff else None
+    with figure_style(style):
+        fig, axes, owns = panels(
+            ax,
+            per_level * len(levels),
+            "accuracy and difference to coupled, per sparsity",
+            width=width,
+            style=style,
+            ncols=per_level,
+            aspect=0.5 + 0.1 * len(finds),
+            extra_height=0.15,
+        )
+        bound = max(
+            float(np.nanmax(np.abs(delta.values)))
+            if delta is not None and np.isfinite(delta.values).any()
+            else 0.0,
+            1e-3,
+        )
+        for i, s in enumerate(levels):
+            acc_ax = axes[per_level * i]
+            m = mean_acc.sel(sparsity=s).transpose("h_find", "h_eval").values
+            _cells(
+                acc_ax,
+                m,
+                finds,
+                _evals(ds),
+                Normalize(*_limits(m)),
+                ACC_CMAP,
+                lambda v: f"{100 * v:.1f}",
+                looks,
+            )
+            acc_ax.set_title(_title(f"{label_of(ds['acc'])}, %", s, i == 0, acc_ax))
+            if delta is None:
+                continue
+            d_ax = axes[per_level * i + 1]
+            d = delta.sel(sparsity=s).transpose("h_find", "h_eval")
+            marks = _marks(stats, d, float(s), alpha)
+            _cells(
+                d_ax,
+                d.values,
+                finds,
+                [str(e) for e in d["h_eval"].values],
+                TwoSlopeNorm(0.0, -bound, bound),
+                DIFF_CMAP,
+                lambda v: f"{100 * v:+.1f}",
+                looks,
+                marks,
+            )
+            d_ax.set_title(_title("acc − coupled (accuracy points)", s, i == 0, d_ax))
+        if delta is not None and has_significance(stats):
+            corr = correction_name(str(records(stats, FAMILY)[0].get("correction", "")))
+            note = f"* adjusted p < {alpha:g} ({corr}): decoupled vs coupled, paired t test"
+            if owns:
+                fig.suptitle(wrap_to(note, 0.95 * fig.get_figwidth(), font_points("font.size")))
+            else:
+                axes[1].set_title(axes[1].get_title() + f"\n{note}")
+    return fig
+
+
+def _title(quantity: str, s: object, top: bool, axis: Axes) -> str:
+    """Panel title: the sparsity, and on the top row what the cells hold."""
+    return (wrap(quantity, axis) + "\n" if top else "") + f"sparsity {float(s):g}"
+
+
+def _difference(ds: xr.Dataset) -> xr.DataArray:
+    """Per-seed acc - coupled acc, averaged over seeds, for every H_eval but the coupled one."""
+    coupled = coupled_acc(ds)
+    assert coupled is not None
+    return (ds["acc"].sel(h_eval=fixed_evals(ds)) - coupled).mean("seed", skipna=True)
+
+
+def _limits(values: np.ndarray) -> tuple[float, float]:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    return (lo, hi) if hi > lo else (lo - 0.005, hi + 0.005)
+
+
+def _marks(stats: xr.Dataset | None, d: xr.DataArray, s: float, alpha: float) -> np.ndarray:
+    """True where the decoupled-vs-coupled test of that cell has adjusted p < alpha."""
+    out = np.zeros(d.shape, dtype=bool)
+    for i, f in enumerate(d["h_find"].values):
+        for j, e in enumerate(d["h_eval"].values):
+            recs = records(stats, FAMILY, h_find=str(f), h_eval=str(e), sparsity=s)
+            out[i, j] = bool(recs) and float(recs[0].get("p_adj", np.nan)) < alpha
+    return out
+
+
+def _cells(
+    axis: Axes,
+    values: np.ndarray,
+    rows: list[str],
+    cols: list[str],
+    norm,
+    cmap: str,
+    fmt,
+    looks: dict[str, Look],
+    marks: np.ndarray | None = None,
+):
+    """Draw a labelled grid of coloured cells with their values written in them."""
+    mesh = axis.pcolormesh(
+        np.ma.masked_invalid(values), norm=norm, cmap=cmap, edgecolors="white", linewidth=0.8
+    )
+    colormap = mpl.colormaps[cmap]
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            v = values[i, j]
+            if not np.isfinite(v):
+                axis.text(j + 0.5, i + 0.5, "n/a", ha="center", va="center", fontsize="small")
+                continue
+            r, g, b, _ = colormap(norm(v))
+            dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
+            star = "*" if marks is not None and marks[i, j] else ""
+            axis.text(
+                j + 0.5,
+                i + 0.5,
+                fmt(v) + star,
+                ha="center",
+                va="center",
+                fontsize="small",
+                color="white" if dark else "black",
+            )
+    fit_ticklabels(axis, np.arange(len(cols)) + 0.5, cols)
+    axis.set_yticks(np.arange(len(rows)) + 0.5, labels=rows)
+    for tick, row in zip(axis.get_yticklabels(), rows, strict=True):
+        tick.set_color(look(looks, row).color)
+    axis.set_xlabel("H_eval")
+    axis.set_ylabel("H_find")
+    axis.set_xlim(0, len(cols))
+    axis.set_ylim(len(rows), 0)  # first H_find on top, as in a table
+    axis.grid(False)
+    axis.tick_params(length=0)
+    for spine in axis.spines.values():
+        spine.set_visible(False)
+    return mesh

@@ -1,0 +1,179 @@
+"""Numbers the figures show: means with t intervals over seeds, selections, stats lookups.
+
+Kept apart from the drawing so each is a small pure function on xarray objects.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+from scipy import stats as sps
+
+from lprcausal.errors import LprError, bad_value
+
+# The H_eval label of the coupled arm (H_eval = the row's H_find), as collect writes it.
+COUPLED = "coupled"
+
+
+def require(why: str | None, name: str) -> None:
+    """Raise the user error for a figure that cannot be drawn (``why`` says why)."""
+    if why is not None:
+        raise LprError(f"{name} cannot be drawn: {why}.")
+
+
+def mean_ci(
+    da: xr.DataArray, dim: str = "seed", level: float = 0.95
+) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
+    """(mean, low, high) over ``dim``: the t interval mean +- t_{n-1} * sd / sqrt(n).
+
+    NaN entries (diverged runs) are left out, so n may differ between cells; cells
+    with fewer than two values have a NaN interval (no spread to estimate).
+    """
+    if not 0 < level < 1:
+        raise bad_value("level", level, "a confidence level between 0 and 1, e.g. 0.95")
+    n = da.count(dim)
+    mean = da.mean(dim, skipna=True)
+    sd = da.std(dim, ddof=1, skipna=True)
+    df = (n - 1).where(n >= 2)
+    tcrit = xr.apply_ufunc(lambda d: sps.t.ppf((1 + level) / 2, d), df)
+    half = tcrit * sd / np.sqrt(n.where(n >= 2))
+    return mean, mean - half, mean + half
+
+
+def selection(ds: xr.Dataset, dim: str, chosen: object | None) -> list:
+    """The labels of ``dim`` to draw: all of them, or the one(s) chosen (checked)."""
+    values = list(ds[dim].values.tolist())
+    if chosen is None:
+        return values
+    wanted = list(chosen) if isinstance(chosen, (list, tuple)) else [chosen]
+    out = []
+    for w in wanted:
+        match = [v for v in values if _same(v, w)]
+        if not match:
+            raise bad_value(dim, w, f"one of {values}")
+        out.append(match[0])
+    return out
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            return math.isclose(float(a), float(b), abs_tol=1e-9)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return False
+    return str(a) == str(b)
+
+
+def fixed_evals(ds: xr.Dataset) -> list[str]:
+    """The H_eval labels other than the coupled arm."""
+    return [str(e) for e in ds["h_eval"].values if str(e) != COUPLED]
+
+
+def default_eval(ds: xr.Dataset) -> str:
+    """The H_eval the single-H_eval figures use: attr ``reference_h_eval`` when it names a
+    fixed H_eval, else the first fixed one, else the coupled arm."""
+    fixed = fixed_evals(ds)
+    declared = str(ds.attrs.get("reference_h_eval", ""))
+    if declared in fixed:
+        return declared
+    return fixed[0] if fixed else str(ds["h_eval"].values[0])
+
+
+def coupled_acc(ds: xr.Dataset) -> xr.DataArray | None:
+    """``acc(h_find, seed, sparsity)`` with H_eval = H_find: the ``coupled`` arm, or the
+    H_eval labelled like each H_find (an H_eval grid repeating the H_find grid); None if
+    the study has neither."""
+    evals = [str(e) for e in ds["h_eval"].values]
+    if COUPLED in evals:
+        return ds["acc"].sel(h_eval=COUPLED, drop=True)
+    finds = [str(f) for f in ds["h_find"].values]
+    if set(finds) <= set(evals):
+        return xr.concat(
+            [ds["acc"].sel(h_find=f, h_eval=f, drop=True) for f in finds], dim=ds["h_find"]
+        )
+    return None
+
+
+def normalized_transplant(tds: xr.Dataset) -> xr.Dataset:
+    """A transplant Dataset with a ``pair`` dim, ``a``/``b`` coords along it, and the
+    roles (``w_src``, ``lpr_src``) in the order a, b.
+
+    ``lprcausal study`` writes pair and a/b; the single-design Dataset of ``lprcausal
+    transplant`` has neither, only ``a_label``/``b_label`` attrs.
+    """
+    if "acc" not in tds:
+        raise LprError(
+            "the transplant Dataset has no variable 'acc': expected "
+            "acc(pair, w_src, lpr_src, seed, sparsity) as written by lprcausal."
+        )
+    for dim in ("w_src", "lpr_src"):
+        if dim in tds.dims and sorted(map(str, tds[dim].values)) != ["a", "b"]:
+            raise bad_value(f"transplant {dim}", tds[dim].values.tolist(), "the roles ['a', 'b']")
+    roles = {dim: ["a", "b"] for dim in ("w_src", "lpr_src") if dim in tds.dims}
+    out = tds.sel(roles)
+    if "pair" in out.dims:
+        return out
+    a = str(tds.attrs.get("a_label", "a"))
+    b = str(tds.attrs.get("b_label", "b"))
+    out = out.expand_dims(pair=[f"{a}->{b}"])
+    return out.assign_coords(a=("pair", [a]), b=("pair", [b]))
+
+
+def pair_title(pair: str, sparsity: float) -> str:
+    """Two short lines (panels are often half a column wide): the pair, the sparsity."""
+    return f"{str(pair).replace('->', ' → ')}\nsparsity {float(sparsity):g}"
+
+
+def records(stats: xr.Dataset | None, family: str, **at: object) -> list[dict]:
+    """Test records of ``family`` whose selection coords match ``at`` (floats by closeness).
+
+    Each record is a dict of its fields and coords; ``[]`` when ``stats`` is None or
+    has no such record.
+    """
+    if stats is None or "record" not in stats.dims or "family" not in stats:
+        return []
+    keep = np.asarray(stats["family"].values).astype(str) == family
+    for key, value in at.items():
+        if key not in stats.coords and key not in stats:
+            return []
+        col = stats[key].values
+        keep &= np.array([_same(v, value) for v in col.tolist()], dtype=bool)
+    names = [*stats.data_vars, *[c for c in stats.coords if stats[c].dims == ("record",)]]
+    return [
+        {
+            k: stats[k].values[i].item()
+            if hasattr(stats[k].values[i], "item")
+            else stats[k].values[i]
+            for k in names
+        }
+        for i in np.flatnonzero(keep)
+    ]
+
+
+def correction_name(method: str) -> str:
+    return {
+        "fdr_bh": "Benjamini-Hochberg",
+        "holm": "Holm",
+        "bonferroni": "Bonferroni",
+        "none": "no correction",
+    }.get(method, method)
+
+
+def short_layer(name: str) -> str:
+    """A layer's name without the trailing ``.weight`` (every prunable tensor is a weight)."""
+    return name[: -len(".weight")] if name.endswith(".weight") else name
+
+
+def count_text(n: int) -> str:
+    """Compact parameter counts: 2400 -> '2.4k', 1_200_000 -> '1.2M'."""
+    for div, suffix in ((1e6, "M"), (1e3, "k")):
+        if n >= div:
+            return f"{n / div:.3g}{suffix}"
+    return str(int(n))
+
+
+def finite(values: Sequence[float] | np.ndarray) -> bool:
+    return bool(np.isfinite(np.asarray(values, dtype=float)).any())
