@@ -10,10 +10,10 @@ import torch
 from lprcausal.errors import LprError
 from lprcausal.models import build_model
 
-# Bytes of float32 state per trainable parameter and member: weights, gradient, the
-# gradient's autograd copy, momentum / first moment, second moment, temporaries,
-# learning-rate expansion, mask, and the int64 member index.
-_PARAM_BYTES = 4 * 8 + 8
+# Parameter-sized tensors per trainable parameter and member: weights, gradient, the
+# per-parameter gradients autograd concatenates into it, momentum / first moment,
+# second moment, a temporary, and the keep-mask.
+_PARAM_COPIES = 7
 # Activations are kept for backward and their gradients are formed: about 3x forward.
 _ACTIVATION_FACTOR = 3
 
@@ -38,8 +38,11 @@ def activation_elements(model_name: str, widths, in_shape: tuple, n_classes: int
     return total
 
 
-def member_bytes(job, data) -> int:
-    """Estimated bytes one member of a fused group needs during training."""
+def member_bytes(job, data, itemsize: int = 4) -> int:
+    """Estimated bytes one member of a fused group needs during training.
+
+    ``itemsize`` is the bytes per element of the training dtype (4 for float32).
+    """
     spec = job.model
     n_params = sum(t.numel() for t in job.init_state.values() if t.is_floating_point())
     act = activation_elements(spec.name, spec.widths, tuple(data.in_shape), data.n_classes)
@@ -47,10 +50,11 @@ def member_bytes(job, data) -> int:
     sample = 1
     for d in data.in_shape:
         sample *= d
-    return n_params * _PARAM_BYTES + 4 * batch * (act * _ACTIVATION_FACTOR + sample)
+    return itemsize * (n_params * _PARAM_COPIES + batch * (act * _ACTIVATION_FACTOR + sample))
 
 
 def available_bytes(device: torch.device) -> int:
+    """Free memory on ``device``: free GPU memory for CUDA, available RAM otherwise."""
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)
@@ -59,7 +63,8 @@ def available_bytes(device: torch.device) -> int:
 
 def group_capacity(job, data, device: torch.device, options) -> int:
     """Largest K that fits ``options.memory_fraction`` of free memory (and ``max_members``)."""
-    need = member_bytes(job, data)
+    itemsize = torch.empty((), dtype=options.dtype).element_size()
+    need = member_bytes(job, data, itemsize)
     budget = int(available_bytes(device) * options.memory_fraction)
     if need > budget:
         raise LprError(

@@ -1,17 +1,16 @@
 """The training engine: a list of runs in, their results out.
 
-Runs that share architecture, dataset, batch size, length and optimizer family are
-trained together as K members of one stacked model (horizontal fusion): the model is
-evaluated with ``torch.func.vmap`` over stacked parameters, so linear layers become
-batched matmuls and convolutions grouped convolutions, BatchNorm keeps running
-statistics per member, and the optimizer updates one flat parameter buffer. Every
-member has its own initialization, data order, learning rate and schedule, weight
-decay, momentum and mask, so a member trains exactly as it would alone (to float
-rounding). K = 1 is the ordinary single-run case: there is no second training loop.
+Runs that share architecture, dataset, batch size, length, optimizer family and
+augmentation are trained together as K members of one stacked model (horizontal
+fusion, see :mod:`lprcausal.train.stacked`). Every member has its own
+initialization, data order, learning rate and schedule, weight decay, momentum and
+mask, so a member trains as it would alone (to float rounding). K = 1 is the
+ordinary single-run case: there is no second training loop.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import defaultdict
@@ -21,27 +20,29 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call, vmap
 
-from lprcausal.data import Dataset, apply_crop_flip, crop_flip_params
+from lprcausal.config import ModelConfig
+from lprcausal.data import Dataset
 from lprcausal.errors import LprError
-from lprcausal.models import build_model
+from lprcausal.train.batches import MemberBatches
 from lprcausal.train.budget import group_capacity
 from lprcausal.train.jobs import TrainJob, TrainResult
 from lprcausal.train.optim import FusedOptimizer
-
-EVAL_CHUNK = 2048
+from lprcausal.train.stacked import StackedModel
 
 
 @dataclass
 class EngineOptions:
     """How the engine runs (none of this changes what a run computes, beyond float rounding).
 
+    ``device``: ``None`` / ``"auto"`` picks CUDA when present, else the CPU.
     ``fuse``: train compatible runs together (False: one run at a time).
     ``max_members``: cap on K (None: as many as the memory budget allows).
     ``memory_fraction``: share of free RAM / GPU memory a group may plan to use.
     ``precision``: ``"fp32"``, or ``"bf16"`` autocast (CUDA only).
     ``dtype``: parameter dtype (``torch.float64`` for equivalence checks).
+    ``compile``: ``torch.compile`` the forward + loss of each group (off by default:
+    compiling costs tens of seconds per group shape and pays off only for long runs).
     """
 
     device: str | torch.device | None = None
@@ -51,6 +52,7 @@ class EngineOptions:
     precision: str = "fp32"
     dtype: torch.dtype = torch.float32
     progress: bool = True
+    compile: bool = False
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -66,14 +68,29 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 def group_key(job: TrainJob, n_train: int) -> tuple:
     """Runs with equal keys can be fused into one group."""
     t = job.train
-    return (
-        job.model,
-        t.batch_size,
-        t.total_steps(n_train),
-        t.optimizer,
-        t.nesterov,
-        t.augment,
-    )
+    return (job.model, t.batch_size, t.total_steps(n_train), t.optimizer, t.nesterov, t.augment)
+
+
+def _check_options(options: EngineOptions, device: torch.device) -> None:
+    if options.precision not in ("fp32", "bf16"):
+        raise LprError(
+            f"precision = {options.precision!r} is not valid: expected 'fp32' or 'bf16'."
+        )
+    if options.precision != "fp32" and device.type != "cuda":
+        raise LprError(
+            f"precision = {options.precision!r} needs a CUDA device (device is {device}); "
+            "use precision = 'fp32' on the CPU."
+        )
+    if not 0 < options.memory_fraction <= 1:
+        raise LprError(
+            f"memory_fraction = {options.memory_fraction!r} is not valid: expected a "
+            "fraction in (0, 1]."
+        )
+    if options.max_members is not None and options.max_members < 1:
+        raise LprError(
+            f"max_members = {options.max_members!r} is not valid: expected a positive "
+            "integer or None."
+        )
 
 
 def train_many(
@@ -84,28 +101,26 @@ def train_many(
 ) -> list[TrainResult]:
     """Train every job and return results in the same order.
 
-    ``on_result(i, result)`` is called as soon as job ``i`` finishes, so callers can
-    store results group by group (a killed process loses at most the group in flight).
+    Compatible jobs (same :func:`group_key`) are fused, in chunks of at most the
+    memory-budget capacity. ``on_result(i, result)`` is called as soon as job ``i``
+    finishes, so callers can store results group by group (a killed process loses at
+    most the group in flight).
     """
     options = options or EngineOptions()
     device = pick_device(options.device)
-    if options.precision not in ("fp32", "bf16"):
-        raise LprError(f"precision = {options.precision!r} is not valid: expected 'fp32' or 'bf16'.")
-    if options.precision != "fp32" and device.type != "cuda":
-        raise LprError(
-            f"precision = {options.precision!r} needs a CUDA device (device is {device}); "
-            "use precision = 'fp32' on the CPU."
-        )
+    _check_options(options, device)
     n_train = data.n_train
     for job in jobs:
         job.train.steps_per_epoch(n_train)  # batch size vs train set: clear error early
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, job in enumerate(jobs):
         groups[group_key(job, n_train)].append(i)
-    data_dev = data.to(device)
+    data_dev = _on_device(data, device, options.dtype)
     results: list[TrainResult | None] = [None] * len(jobs)
     for indices in groups.values():
-        cap = 1 if not options.fuse else group_capacity(jobs[indices[0]], data_dev, device, options)
+        cap = group_capacity(jobs[indices[0]], data_dev, device, options)
+        if not options.fuse:
+            cap = 1
         for start in range(0, len(indices), cap):
             chunk = indices[start : start + cap]
             out = _train_group([jobs[i] for i in chunk], data_dev, device, options)
@@ -116,156 +131,26 @@ def train_many(
     return results  # type: ignore[return-value]
 
 
-def _stack(states: list[dict[str, torch.Tensor]], names: list[str], device, dtype=None):
-    out = {}
-    for n in names:
-        t = torch.stack([s[n] for s in states]).to(device)
-        out[n] = t.to(dtype) if dtype is not None and t.is_floating_point() else t
-    return out
+def _on_device(data: Dataset, device: torch.device, dtype: torch.dtype) -> Dataset:
+    """``data`` on ``device`` with inputs in the training dtype (labels untouched)."""
+    moved = data.to(device)
+    if moved.x_train.dtype == dtype:
+        return moved
+    inputs = {f"x_{p}": getattr(moved, f"x_{p}").to(dtype) for p in ("train", "val", "test")}
+    return dataclasses.replace(moved, **inputs)
 
 
-class StackedModel:
-    """K members of one architecture as stacked tensors plus a stateless template module."""
-
-    def __init__(self, jobs: list[TrainJob], data: Dataset, device, dtype):
-        spec = jobs[0].model
-        self.template = build_model(spec.name, data.in_shape, data.n_classes, widths=spec.widths)
-        self.template = self.template.to(device="meta", dtype=dtype)
-        self.K = len(jobs)
-        self.param_names = [n for n, _ in self.template.named_parameters()]
-        self.buffer_names = [n for n, _ in self.template.named_buffers()]
-        states = [job.init_state for job in jobs]
-        missing = [n for n in self.param_names + self.buffer_names if n not in states[0]]
-        if missing:
-            raise LprError(
-                f"The starting weights do not match model {spec.name!r}: missing {missing[:3]}."
-            )
-        stacked = _stack(states, self.param_names, device, dtype)
-        self.shapes = {n: stacked[n].shape for n in self.param_names}
-        self.sizes = [stacked[n].numel() for n in self.param_names]
-        self.flat = torch.cat([stacked[n].reshape(-1) for n in self.param_names]).contiguous()
-        self.buffers = _stack(states, self.buffer_names, device, dtype)
-        # member index of every element of the flat buffer (layout: per param [K, n])
-        member = torch.arange(self.K, device=device)
-        self.member_of = torch.cat(
-            [member.repeat_interleave(s // self.K) for s in self.sizes]
-        )
-        self.mask = self._stack_masks(jobs, device, dtype)
-        if self.mask is not None:
-            with torch.no_grad():
-                self.flat.mul_(self.mask)
-        self.flat.requires_grad_(True)
-
-        def forward(params, buffers, x):
-            return functional_call(self.template, (params, buffers), (x,))
-
-        self.forward_each = vmap(forward, in_dims=(0, 0, 0))
-        self.forward_shared = vmap(forward, in_dims=(0, 0, None))
-
-    def _stack_masks(self, jobs, device, dtype) -> torch.Tensor | None:
-        if all(job.mask is None for job in jobs):
-            return None
-        pieces = []
-        for name in self.param_names:
-            per = []
-            for job in jobs:
-                m = (job.mask or {}).get(name)
-                shape = self.shapes[name][1:]
-                if m is None:
-                    per.append(torch.ones(shape, dtype=dtype))
-                else:
-                    if tuple(m.shape) != tuple(shape):
-                        raise LprError(
-                            f"The mask for {name!r} has shape {tuple(m.shape)}, expected "
-                            f"{tuple(shape)} for this model."
-                        )
-                    per.append(m.to(dtype))
-            pieces.append(torch.stack(per).reshape(-1))
-        for job in jobs:
-            extra = set(job.mask or {}) - set(self.param_names)
-            if extra:
-                raise LprError(
-                    f"The mask names parameters the model does not have: {sorted(extra)[:3]}."
-                )
-        return torch.cat(pieces).to(device)
-
-    def params(self) -> dict[str, torch.Tensor]:
-        """Per-name stacked views ``[K, *shape]`` into the flat buffer (autograd-tracked)."""
-        chunks = self.flat.split(self.sizes)
-        return {n: c.view(self.shapes[n]) for n, c in zip(self.param_names, chunks, strict=True)}
-
-    def member_state(self, k: int) -> dict[str, torch.Tensor]:
-        """Member k's ordinary ``state_dict`` (CPU copies)."""
-        with torch.no_grad():
-            p = self.params()
-            state = {n: p[n][k].detach().cpu().clone() for n in self.param_names}
-            state.update({n: self.buffers[n][k].cpu().clone() for n in self.buffer_names})
-        return state
-
-    @torch.no_grad()
-    def accuracy(self, x: torch.Tensor, y: torch.Tensor, autocast) -> torch.Tensor:
-        """Accuracy of every member on (x, y) in eval mode, as a [K] tensor."""
-        if len(y) == 0:
-            return torch.full((self.K,), float("nan"))
-        self.template.eval()
-        correct = torch.zeros(self.K, device=x.device, dtype=torch.float64)
-        params = {n: v.detach() for n, v in self.params().items()}
-        for i in range(0, len(y), EVAL_CHUNK):
-            with autocast():
-                out = self.forward_shared(params, self.buffers, x[i : i + EVAL_CHUNK])
-            correct += (out.argmax(-1) == y[i : i + EVAL_CHUNK]).sum(-1)
-        self.template.train()
-        return (correct / len(y)).cpu()
+def member_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each member: logits ``[K, B, C]``, labels ``[K, B]`` -> ``[K]``."""
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    # [K, C, B] is cross_entropy's (N, C, d) layout: far faster on the CPU than flattening
+    # K * B rows of a few classes each.
+    return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(1)
 
 
-class _Batches:
-    """Per-member sample order (and augmentation) drawn epoch by epoch from per-run seeds."""
-
-    def __init__(self, jobs: list[TrainJob], data: Dataset, device):
-        self.data = data
-        self.B = jobs[0].train.batch_size
-        self.augment = jobs[0].train.augment
-        self.n = data.n_train
-        self.spe = self.n // self.B
-        self.gens = [torch.Generator().manual_seed(job.data_seed) for job in jobs]
-        self.device = device
-        self.epoch_idx: torch.Tensor | None = None
-
-    def new_epoch(self) -> None:
-        perms, aug = [], []
-        for g in self.gens:
-            perms.append(torch.randperm(self.n, generator=g))
-            if self.augment:
-                aug.append(crop_flip_params(self.n, g))
-        self.epoch_idx = torch.stack(perms)[:, : self.spe * self.B].to(self.device)
-        if self.augment:
-            self.aug = [torch.stack([a[j] for a in aug]).to(self.device) for j in range(3)]
-
-    def batch(self, step_in_epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = self.epoch_idx[:, step_in_epoch * self.B : (step_in_epoch + 1) * self.B]
-        x = self.data.x_train[idx]
-        if self.augment:
-            K, B = idx.shape
-            dy, dx, flip = (torch.gather(a, 1, idx).reshape(-1) for a in self.aug)
-            x = apply_crop_flip(x.reshape(K * B, *x.shape[2:]), dy, dx, flip).reshape(x.shape)
-        return x, self.data.y_train[idx]
-
-
-def _train_group(jobs: list[TrainJob], data: Dataset, device, options: EngineOptions):
-    t0 = time.perf_counter()
-    model = StackedModel(jobs, data, device, options.dtype)
-    K = model.K
-    configs = [job.train for job in jobs]
-    total = configs[0].total_steps(data.n_train)
-    lr_table = torch.tensor(
-        [[c.lr * f for f in c.lr_factors(data.n_train)] for c in configs],
-        dtype=options.dtype,
-        device=device,
-    ).T.contiguous()
-    opt = FusedOptimizer(configs, model.flat, model.member_of, model.mask, lr_table)
-    batches = _Batches(jobs, data, device)
-    spe = batches.spe
-    captures = defaultdict(list)
+def _captures(jobs: list[TrainJob], total: int) -> dict[int, list[int]]:
+    captures: dict[int, list[int]] = defaultdict(list)
     for k, job in enumerate(jobs):
         for s in job.capture_steps:
             if not 0 <= s <= total:
@@ -274,16 +159,51 @@ def _train_group(jobs: list[TrainJob], data: Dataset, device, options: EngineOpt
                     f"expected a point between 0 and {total}."
                 )
             captures[s].append(k)
-    snapshots: list[dict[int, dict]] = [dict() for _ in jobs]
+    return captures
+
+
+def _loss_function(model: StackedModel, options: EngineOptions) -> Callable:
+    def losses(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return member_losses(model.forward(x), y)
+
+    if not options.compile:
+        return losses
+    # Compiled per group; the thread count in force now is the one the kernels use.
+    return torch.compile(losses, dynamic=False)
+
+
+def _train_group(jobs: list[TrainJob], data: Dataset, device, options: EngineOptions):
+    t0 = time.perf_counter()
+    model = StackedModel(
+        jobs[0].model,
+        [job.init_state for job in jobs],
+        [job.mask for job in jobs],
+        data.in_shape,
+        data.n_classes,
+        device,
+        options.dtype,
+        direct_grads=not options.compile,
+    )
+    K = model.K
+    configs = [job.train for job in jobs]
+    total = configs[0].total_steps(data.n_train)
+    opt = FusedOptimizer(configs, model.flat, model.keep, data.n_train)
+    batches = MemberBatches(
+        [job.data_seed for job in jobs], data, configs[0].batch_size, configs[0].augment
+    )
+    spe = batches.steps_per_epoch
+    captures = _captures(jobs, total)
+    snapshots: list[dict[int, dict]] = [{} for _ in jobs]
     use_bf16 = options.precision == "bf16"
 
     def autocast():
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
 
+    loss_fn = _loss_function(model, options)
     train_loss: list[list[float]] = []
     val_acc: list[torch.Tensor] = []
     loss_sum = torch.zeros(K, device=device, dtype=torch.float64)
-    steps_in_block = 0
+    in_block = 0
     model.template.train()
     bar = _progress(total, jobs, options)
     for step in range(total):
@@ -293,20 +213,15 @@ def _train_group(jobs: list[TrainJob], data: Dataset, device, options: EngineOpt
             batches.new_epoch()
         x, y = batches.batch(step % spe)
         with autocast():
-            out = model.forward_each(model.params(), model.buffers, x)
-            losses = F.cross_entropy(
-                out.flatten(0, 1).float(), y.flatten(), reduction="none"
-            ).view(K, -1).mean(1)
-        model.flat.grad = None
-        losses.sum().backward()
-        opt.step(model.flat.data, model.flat.grad)
-        loss_sum += losses.detach().to(torch.float64)
-        steps_in_block += 1
-        if steps_in_block == spe or step == total - 1:
-            train_loss.append((loss_sum / steps_in_block).cpu().tolist())
+            losses = loss_fn(x, y)
+        opt.step(model.flat, model.backward(losses.sum()))
+        loss_sum += losses.detach()
+        in_block += 1
+        if in_block == spe or step == total - 1:
+            train_loss.append((loss_sum / in_block).cpu().tolist())
             val_acc.append(model.accuracy(data.x_val, data.y_val, autocast))
             loss_sum.zero_()
-            steps_in_block = 0
+            in_block = 0
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -348,16 +263,27 @@ def _progress(total: int, jobs: list[TrainJob], options: EngineOptions):
 
 @torch.no_grad()
 def evaluate_states(
-    model_spec, states: list[dict[str, torch.Tensor]], data: Dataset, split: str = "test",
-    device=None,
+    model_spec: ModelConfig,
+    states: list[dict[str, torch.Tensor]],
+    data: Dataset,
+    split: str = "test",
+    device: str | torch.device | None = None,
 ) -> list[float]:
     """Accuracy of ordinary state_dicts of one architecture on a split (eval mode, no training)."""
+    if split not in ("train", "val", "test"):
+        raise LprError(f"split = {split!r} is not valid: expected 'train', 'val' or 'test'.")
+    if not states:
+        return []
     device = pick_device(device)
-    holders = [
-        TrainJob(model=model_spec, train=None, init_state=s, data_seed=0)  # type: ignore[arg-type]
-        for s in states
-    ]
     data_dev = data.to(device)
-    model = StackedModel(holders, data_dev, device, torch.float32)
+    model = StackedModel(
+        model_spec,
+        states,
+        [None] * len(states),
+        data.in_shape,
+        data.n_classes,
+        device,
+        torch.float32,
+    )
     x, y = getattr(data_dev, f"x_{split}"), getattr(data_dev, f"y_{split}")
     return [float(a) for a in model.accuracy(x, y, nullcontext)]

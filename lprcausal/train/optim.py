@@ -1,114 +1,122 @@
-"""A fused optimizer update over the flat parameter buffer of K stacked runs.
+"""A fused optimizer update over the ``[K, P]`` parameters of K stacked runs.
 
-All trainable parameters of all K members live in one flat tensor; every
-hyperparameter that may differ per member (lr, weight decay, momentum, betas) is
-expanded once into a tensor of the same length, so a whole update is a handful of
-in-place vector operations, whatever the number of layers or members. The update
-follows ``torch.optim.SGD`` / ``Adam`` / ``AdamW`` step for step (same operation
-order), so a K = 1 group reproduces a plain ``torch.optim`` loop to float rounding.
+Row k of the parameter tensor is member k. Every hyperparameter that may differ per
+member (lr and its schedule, weight decay, momentum, betas, eps) is a ``[K, 1]``
+tensor that broadcasts over the row, and the per-step values (scheduled lr, Adam's
+bias corrections) are tabulated once for the whole run, so one update is a handful of
+whole-tensor operations whatever the number of layers or members, with no per-step
+host work or host-to-device copies. The arithmetic follows ``torch.optim.SGD`` /
+``Adam`` / ``AdamW`` (single-tensor path) operation by operation, so each member
+reproduces a plain ``torch.optim`` loop up to float rounding.
 
-Masks: the gradient is multiplied by the mask before it enters the optimizer state
-and the weights are multiplied by it after the update, so pruned weights, their
-gradients and their momentum/Adam moments all stay exactly zero.
+Masks: the weights are masked once when the group is built, and every gradient is
+multiplied by the keep-mask before it enters the optimizer. A pruned weight then has
+zero gradient, zero weight-decay term and zero momentum / Adam moments, so every
+update leaves it exactly zero without masking the weights again (one pass saved).
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import torch
 
 from lprcausal.config import TrainConfig
 
 
-class FusedOptimizer:
-    """SGD (momentum, nesterov) or Adam/AdamW for a flat parameter tensor of K members.
+@lru_cache(maxsize=256)
+def _lr_schedule(config: TrainConfig, n_train: int) -> tuple[float, ...]:
+    # Computed once per distinct config: members of a sweep often share schedules.
+    return tuple(config.lr * f for f in config.lr_factors(n_train))
 
-    ``member_of`` gives, for each element of the flat tensor, the member it belongs to.
-    ``mask`` is a float tensor like ``flat`` (1 = trainable, 0 = pruned).
-    ``lr_table`` is ``[steps, K]``: the learning rate of each member at each step.
+
+class FusedOptimizer:
+    """SGD (momentum, nesterov) or Adam / AdamW for ``[K, P]`` parameters.
+
+    ``configs`` are the K members' hyperparameters (one optimizer family and nesterov
+    setting for all); ``keep`` is the float ``[K, P]`` mask or None; ``n_train`` sizes
+    the schedules. ``step(flat, grad)`` updates ``flat`` in place and consumes ``grad``.
     """
 
     def __init__(
         self,
         configs: list[TrainConfig],
         flat: torch.Tensor,
-        member_of: torch.Tensor,
-        mask: torch.Tensor | None,
-        lr_table: torch.Tensor,
+        keep: torch.Tensor | None,
+        n_train: int,
     ):
         kinds = {(c.optimizer, c.nesterov) for c in configs}
         if len(kinds) != 1:
             raise ValueError(f"members of one fused group must share the optimizer, got {kinds}")
-        (self.kind, self.nesterov), = kinds
+        ((self.kind, self.nesterov),) = kinds
+        self.keep = keep
+        self.t = 0
         dev, dt = flat.device, flat.dtype
-        self.member_of = member_of
+        f64 = torch.float64
 
-        def per_member(values: list[float]) -> torch.Tensor:
-            return torch.tensor(values, device=dev, dtype=dt)[member_of]
+        def column(values: list[float]) -> torch.Tensor:
+            return torch.tensor(values, dtype=f64).view(-1, 1).to(device=dev, dtype=dt)
 
-        self.weight_decay = per_member([c.weight_decay for c in configs])
-        self.any_decay = any(c.weight_decay for c in configs)
-        self.mask = mask
-        self.lr_table = lr_table
-        self.step_count = 0
-        self.buf = torch.zeros_like(flat)
-        self.tmp = torch.empty_like(flat)
-        self.lr_flat = torch.empty_like(flat)
+        lr = torch.tensor([_lr_schedule(c, n_train) for c in configs], dtype=f64).T  # [T, K]
+        wd = [c.weight_decay for c in configs]
+        self.weight_decay = column(wd) if any(wd) else None
         if self.kind == "sgd":
-            self.momentum = per_member([c.momentum for c in configs])
-            self.any_momentum = any(c.momentum for c in configs)
-        else:
-            self.beta1 = torch.tensor([c.beta1 for c in configs], device=dev, dtype=torch.float64)
-            self.beta2 = torch.tensor([c.beta2 for c in configs], device=dev, dtype=torch.float64)
-            self.one_minus_b1 = per_member([1 - c.beta1 for c in configs])
-            self.one_minus_b2 = per_member([1 - c.beta2 for c in configs])
-            self.b1 = per_member([c.beta1 for c in configs])
-            self.b2 = per_member([c.beta2 for c in configs])
-            self.eps = per_member([c.eps for c in configs])
-            self.exp_avg_sq = torch.zeros_like(flat)
-            self.denom = torch.empty_like(flat)
+            self.neg_lr = (-lr).unsqueeze(-1).to(device=dev, dtype=dt)
+            mom = [c.momentum for c in configs]
+            self.momentum = column(mom) if any(mom) else None
+            self.buf = torch.zeros_like(flat) if any(mom) else None
+            return
+        steps = torch.arange(1, lr.shape[0] + 1, dtype=f64).view(-1, 1)
+        beta1 = torch.tensor([c.beta1 for c in configs], dtype=f64)
+        beta2 = torch.tensor([c.beta2 for c in configs], dtype=f64)
+        # torch.optim.Adam: step_size = lr / (1 - beta1**t); denom uses sqrt(1 - beta2**t).
+        self.neg_step_size = (-lr / (1 - beta1**steps)).unsqueeze(-1).to(device=dev, dtype=dt)
+        self.bc2_sqrt = (1 - beta2**steps).sqrt().unsqueeze(-1).to(device=dev, dtype=dt)
+        if self.kind == "adamw" and self.weight_decay is not None:
+            self.decay = (1 - lr * torch.tensor(wd, dtype=f64)).unsqueeze(-1).to(dev, dt)
+        self.one_minus_beta1 = column([1 - c.beta1 for c in configs])
+        self.beta2 = column([c.beta2 for c in configs])
+        self.one_minus_beta2 = column([1 - c.beta2 for c in configs])
+        self.eps = column([c.eps for c in configs])
+        self.exp_avg = torch.zeros_like(flat)
+        self.exp_avg_sq = torch.zeros_like(flat)
+        self.tmp = torch.empty_like(flat)
 
     @torch.no_grad()
     def step(self, flat: torch.Tensor, grad: torch.Tensor) -> None:
         """Apply one update in place to ``flat`` given its gradient ``grad`` (consumed)."""
-        t = self.step_count
-        torch.index_select(self.lr_table[t], 0, self.member_of, out=self.lr_flat)
-        if self.mask is not None:
-            grad.mul_(self.mask)
+        if self.keep is not None:
+            grad.mul_(self.keep)
         if self.kind == "sgd":
             self._sgd(flat, grad)
         else:
-            self._adam(flat, grad, t + 1)
-        if self.mask is not None:
-            flat.mul_(self.mask)
-        self.step_count += 1
+            self._adam(flat, grad)
+        self.t += 1
 
     def _sgd(self, flat: torch.Tensor, grad: torch.Tensor) -> None:
-        if self.any_decay:
-            grad.addcmul_(self.weight_decay, flat)
-        if self.any_momentum:
-            self.buf.mul_(self.momentum).add_(grad)
+        if self.weight_decay is not None:
+            grad.addcmul_(flat, self.weight_decay)  # grad + wd * p
+        direction = grad
+        if self.momentum is not None:
+            # buf = momentum * buf + grad; the zero-initialized buffer makes step 1 buf = grad.
+            torch.addcmul(grad, self.buf, self.momentum, out=self.buf)
             if self.nesterov:
-                grad.addcmul_(self.momentum, self.buf)
-                direction = grad
+                grad.addcmul_(self.buf, self.momentum)
             else:
                 direction = self.buf
-        else:
-            direction = grad
-        flat.addcmul_(self.lr_flat, direction, value=-1)
+        flat.addcmul_(direction, self.neg_lr[self.t])
 
-    def _adam(self, flat: torch.Tensor, grad: torch.Tensor, step: int) -> None:
-        if self.any_decay:
+    def _adam(self, flat: torch.Tensor, grad: torch.Tensor) -> None:
+        t = self.t
+        if self.weight_decay is not None:
             if self.kind == "adamw":
-                # decoupled decay: p *= 1 - lr * wd
-                torch.mul(self.lr_flat, self.weight_decay, out=self.tmp)
-                flat.sub_(flat * self.tmp)
+                flat.mul_(self.decay[t])  # decoupled: p *= 1 - lr * wd
             else:
-                grad.addcmul_(self.weight_decay, flat)
-        self.buf.mul_(self.b1).addcmul_(self.one_minus_b1, grad)
-        self.exp_avg_sq.mul_(self.b2).addcmul_(self.one_minus_b2 * grad, grad)
-        bc1 = (1 - self.beta1**step).to(flat.dtype)[self.member_of]
-        bc2_sqrt = (1 - self.beta2**step).sqrt().to(flat.dtype)[self.member_of]
-        torch.sqrt(self.exp_avg_sq, out=self.denom)
-        self.denom.div_(bc2_sqrt).add_(self.eps)
-        torch.div(self.lr_flat, bc1, out=self.tmp)
-        flat.addcdiv_(self.tmp * self.buf, self.denom, value=-1)
+                grad.addcmul_(flat, self.weight_decay)
+        self.exp_avg.lerp_(grad, self.one_minus_beta1)
+        torch.mul(grad, self.one_minus_beta2, out=self.tmp)
+        self.exp_avg_sq.mul_(self.beta2).addcmul_(self.tmp, grad)  # b2 * v + (1 - b2) * g * g
+        denom = torch.sqrt(self.exp_avg_sq, out=self.tmp)
+        denom.div_(self.bc2_sqrt[t]).add_(self.eps)
+        torch.div(self.exp_avg, denom, out=denom)
+        flat.addcmul_(denom, self.neg_step_size[t])

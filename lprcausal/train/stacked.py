@@ -1,0 +1,206 @@
+"""K runs of one architecture held as one stacked model.
+
+All trainable parameters of the K members live in one ``[K, P]`` tensor ``flat``: row
+k is member k's parameters, concatenated in ``named_parameters`` order. The model is
+evaluated with ``torch.func.vmap`` over ``functional_call`` of a stateless template,
+so linear layers become batched matmuls (and 1D convolutions batched GEMMs, see
+:mod:`lprcausal.train.layers`; 2D ones grouped convolutions), while BatchNorm keeps
+per-member running statistics in stacked buffers. Member-major rows make every
+per-member optimizer hyperparameter a ``[K, 1]`` broadcast and a member's state one
+contiguous row. K = 1 skips ``vmap``: the stock module runs with its parameters and
+buffers bound to views of the stacked tensors (the plain single-run arithmetic).
+
+Training differentiates per-parameter leaf views of ``flat``; their gradients are
+gathered in the ``[K, P]`` buffer ``grad`` laid out like ``flat``. Linear layers write
+their weight gradients straight into it (see :mod:`lprcausal.train.layers`); any other
+gradient is copied in by :meth:`StackedModel.backward`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch.func import functional_call, vmap
+
+from lprcausal.config import ModelConfig
+from lprcausal.errors import LprError
+from lprcausal.models import build_model
+from lprcausal.train.layers import prepare_template
+
+EVAL_CHUNK = 2048
+
+
+class StackedModel:
+    """K members of one architecture: ``flat`` ``[K, P]`` parameters plus stacked buffers.
+
+    ``states`` are ordinary ``state_dict``s (one per member); ``masks`` map parameter
+    names to bool tensors (True = kept) or are None. ``keep`` is the float ``[K, P]``
+    mask (None when no member has one); ``flat`` is masked on construction.
+    ``direct_grads=False`` turns off the linear layers' writes into ``grad`` (for
+    ``torch.compile``, which traces the backward ahead of time).
+    """
+
+    def __init__(
+        self,
+        spec: ModelConfig,
+        states: Sequence[dict[str, torch.Tensor]],
+        masks: Sequence[dict[str, torch.Tensor] | None],
+        in_shape: tuple[int, ...],
+        n_classes: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        direct_grads: bool = True,
+    ):
+        template = build_model(spec.name, tuple(in_shape), n_classes, widths=spec.widths)
+        self.template = template.to(device="meta", dtype=dtype)
+        self.K = len(states)
+        if self.K > 1:
+            prepare_template(self.template)
+        self.param_names = [n for n, _ in self.template.named_parameters()]
+        self.buffer_names = [n for n, _ in self.template.named_buffers()]
+        meta = dict(self.template.named_parameters())
+        self.shapes = [tuple(meta[n].shape) for n in self.param_names]
+        self.sizes = [meta[n].numel() for n in self.param_names]
+        _check_states(spec.name, states, self.param_names + self.buffer_names, meta)
+        rows = [torch.cat([s[n].reshape(-1).to(dtype) for n in self.param_names]) for s in states]
+        self.flat = torch.stack(rows).to(device)
+        self.buffers = {}
+        for n in self.buffer_names:
+            t = torch.stack([s[n] for s in states])
+            self.buffers[n] = (t.to(dtype) if t.is_floating_point() else t).to(device)
+        self.keep = self._keep_mask(masks, device, dtype)
+        if self.keep is not None:
+            self.flat.mul_(self.keep)
+        self.grad = torch.zeros_like(self.flat)
+        self.leaves = self._views(self.flat)
+        slots = self._views(self.grad)
+        for n, leaf in self.leaves.items():
+            leaf.requires_grad_(True)
+            if direct_grads:
+                leaf.grad_slot = slots[n]
+        self._pairs = [(self.leaves[n], slots[n]) for n in self.param_names]
+        if self.K == 1:
+            for n in self.param_names:
+                _bind(self.template, n, self.leaves[n], parameter=True)
+            for n in self.buffer_names:
+                _bind(self.template, n, self.buffers[n][0], parameter=False)
+
+        def forward(params, buffers, x):
+            return functional_call(self.template, (params, buffers), (x,))
+
+        self._forward_each = vmap(forward, in_dims=(0, 0, 0))
+        self._forward_shared = vmap(forward, in_dims=(0, 0, None))
+
+    def _keep_mask(self, masks, device, dtype) -> torch.Tensor | None:
+        if all(m is None for m in masks):
+            return None
+        known = set(self.param_names)
+        rows = []
+        for mask in masks:
+            mask = mask or {}
+            extra = sorted(set(mask) - known)
+            if extra:
+                raise LprError(
+                    f"The mask names parameters the model does not have: {extra[:3]}; "
+                    f"expected names among {self.param_names[:4]}..."
+                )
+            pieces = []
+            for name, shape, size in zip(self.param_names, self.shapes, self.sizes, strict=True):
+                m = mask.get(name)
+                if m is None:
+                    pieces.append(torch.ones(size, dtype=dtype))
+                    continue
+                if tuple(m.shape) != shape:
+                    raise LprError(
+                        f"The mask for {name!r} has shape {tuple(m.shape)}: expected {shape} "
+                        "(the parameter's shape in this model)."
+                    )
+                pieces.append(m.detach().reshape(-1).to(device="cpu", dtype=torch.bool).to(dtype))
+            rows.append(torch.cat(pieces))
+        return torch.stack(rows).to(device)
+
+    def _views(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-name views into a ``[K, P]`` tensor: ``[K, *shape]``, or ``shape`` when K = 1."""
+        chunks = rows.split(self.sizes, dim=1)
+        lead = () if self.K == 1 else (self.K,)
+        return {
+            n: (c[0] if self.K == 1 else c).view(*lead, *shape)
+            for n, c, shape in zip(self.param_names, chunks, self.shapes, strict=True)
+        }
+
+    def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
+        """Logits ``[K, B, n_classes]``; ``x`` is ``[K, B, ...]``, or ``[B, ...]`` if ``shared``."""
+        if self.K == 1:
+            return self.template(x if shared else x[0]).unsqueeze(0)
+        fn = self._forward_shared if shared else self._forward_each
+        return fn(self.leaves, self.buffers, x)
+
+    def backward(self, loss: torch.Tensor) -> torch.Tensor:
+        """Differentiate ``loss`` into ``grad`` (``[K, P]``, overwritten) and return it."""
+        leaves = []
+        for leaf, slot in self._pairs:
+            leaves.append(leaf)
+            slot.claimed = False
+        # autograd.grad hands gradients back as produced (no ``.grad`` layout contract), so
+        # the ones already written into their slot need no copy.
+        grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+        for (_, slot), g in zip(self._pairs, grads, strict=True):
+            if g is None:
+                slot.zero_()  # a parameter the forward did not use
+            elif g.data_ptr() != slot.data_ptr() or g.stride() != slot.stride():
+                slot.copy_(g)
+        return self.grad
+
+    def member_state(self, k: int) -> dict[str, torch.Tensor]:
+        """Member k's ordinary ``state_dict`` (CPU copies, in the training dtype)."""
+        with torch.no_grad():
+            chunks = self.flat[k].split(self.sizes)
+            state = {
+                n: c.view(shape).to("cpu", copy=True)
+                for n, c, shape in zip(self.param_names, chunks, self.shapes, strict=True)
+            }
+            state.update({n: self.buffers[n][k].to("cpu", copy=True) for n in self.buffer_names})
+        return state
+
+    @torch.no_grad()
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor, autocast: Callable) -> torch.Tensor:
+        """Accuracy of every member on ``(x, y)`` in eval mode, as a float64 ``[K]`` CPU tensor."""
+        if len(y) == 0:
+            return torch.full((self.K,), float("nan"), dtype=torch.float64)
+        self.template.eval()
+        correct = torch.zeros(self.K, device=x.device, dtype=torch.int64)
+        try:
+            for i in range(0, len(y), EVAL_CHUNK):
+                with autocast():
+                    out = self.forward(x[i : i + EVAL_CHUNK], shared=True)
+                correct += (out.argmax(-1) == y[i : i + EVAL_CHUNK]).sum(-1)
+        finally:
+            self.template.train()
+        return (correct.double() / len(y)).cpu()
+
+
+def _bind(module: torch.nn.Module, name: str, tensor: torch.Tensor, parameter: bool) -> None:
+    """Make ``tensor`` the module's parameter / buffer ``name`` (no copy, no re-registration)."""
+    owner_name, _, attr = name.rpartition(".")
+    owner = module.get_submodule(owner_name)
+    if parameter:
+        owner._parameters[attr] = tensor
+    else:
+        owner._buffers[attr] = tensor
+
+
+def _check_states(model: str, states, names: list[str], meta: dict) -> None:
+    for state in states:
+        missing = [n for n in names if n not in state]
+        if missing:
+            raise LprError(
+                f"The starting weights do not match model {model!r}: missing {missing[:3]}; "
+                "expected a full state_dict of that model."
+            )
+        for n, p in meta.items():
+            if tuple(state[n].shape) != tuple(p.shape):
+                raise LprError(
+                    f"The starting weight {n!r} has shape {tuple(state[n].shape)}: expected "
+                    f"{tuple(p.shape)} for model {model!r}."
+                )
