@@ -40,7 +40,15 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _register() -> None:
-    from lprcausal.cli import find_eval, lpr, runs, transplant  # noqa: F401  (commands attach to cli)
+    from lprcausal.cli import (  # noqa: F401  (commands attach to cli)
+        figures_command,
+        find_eval,
+        lpr,
+        runs,
+        stats_command,
+        study,
+        transplant,
+    )
 
 
 _register()

@@ -1,0 +1,257 @@
+"""The :class:`Study` object: a spec, the store its runs live in, and its results folder.
+
+>>> study = Study.from_toml("studies/quickstart.toml", store="runs")
+>>> print(study.plan())          # size of the job graph, cached vs missing, steps
+>>> summary = study.run()        # or study.run(executor="dask")
+>>> ds = study.results()["decoupled"]
+>>> ds.acc.mean("seed").sel(sparsity=0.8)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import xarray as xr
+
+from lprcausal import __version__
+from lprcausal.config import spec_hash
+from lprcausal.errors import LprError
+from lprcausal.pipeline import Context
+from lprcausal.pipeline.find import check_find
+from lprcausal.provenance import git_commit
+from lprcausal.results_io import load_dataset, save_dataset
+from lprcausal.store import atomic_write_bytes
+from lprcausal.study.collect import collect as collect_datasets
+from lprcausal.study.executor import (
+    EXECUTORS,
+    LOCAL_CHUNK,
+    Runtime,
+    dask_client,
+    local_cluster_size,
+    run_dask,
+    run_local,
+)
+from lprcausal.study.graph import JobGraph, Plan, build_graph, make_plan, run_steps
+from lprcausal.study.progress import StudyProgress, Timer, fmt_seconds
+from lprcausal.study.spec import StudySpec, load_spec, parse_spec
+from lprcausal.train import EngineOptions
+from lprcausal.transplant import all_specs
+
+STUDY_FILE = "study.json"
+
+
+@dataclass
+class RunSummary:
+    """What one ``Study.run`` did; ``str()`` is the one-line summary."""
+
+    name: str
+    n_runs: int
+    trained: int
+    cached: int
+    skipped: int
+    diverged: int
+    seconds: float
+    results_dir: Path
+    files: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        div = f"{self.diverged} diverged" + (
+            f" ({self.skipped} eval runs of diverged find runs not trained)" if self.skipped else ""
+        )
+        return (
+            f"study {self.name}: {self.n_runs} runs ({self.trained} trained, "
+            f"{self.cached} cached), {div}, in {fmt_seconds(self.seconds)}; results in "
+            f"{self.results_dir}/ ({', '.join(self.files)})"
+        )
+
+
+class Study:
+    """A study spec bound to a run store and a results root.
+
+    ``spec``: a :class:`StudySpec`, or a dict with the TOML layout (see
+    ``studies/README.md``). ``store``: run store folder. ``results``: results root;
+    files go to ``<results>/<study name>/``. ``ctx`` replaces store/data options with
+    a ready :class:`Context`.
+    """
+
+    def __init__(
+        self,
+        spec: StudySpec | dict,
+        *,
+        store: str | Path = "runs",
+        results: str | Path = "results",
+        data_root: str | Path | None = None,
+        download: bool = False,
+        cache_dir: str | Path | None = None,
+        engine: EngineOptions | None = None,
+        ctx: Context | None = None,
+        name: str = "study",
+        source: str = "<python>",
+    ):
+        if isinstance(spec, dict):
+            spec = parse_spec(spec, source=source, default_name=name)
+        self.spec: StudySpec = spec
+        self.graph: JobGraph = build_graph(spec)
+        self.ctx = ctx or Context.at(
+            store,
+            data_root=data_root,
+            download=download,
+            cache_dir=cache_dir,
+            engine=engine or EngineOptions(),
+        )
+        self.results_root = Path(results)
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **kw) -> Study:
+        """Read and validate a study TOML (nothing is run; the store is not touched)."""
+        return cls(load_spec(path), **kw)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def results_dir(self) -> Path:
+        return self.results_root / self.spec.name
+
+    # ------------------------------------------------------------------ plan
+    def plan(self) -> Plan:
+        """Graph size, cached vs missing runs and the optimizer steps still to train."""
+        try:
+            n_train, note = self.ctx.dataset(self.spec.data).n_train, ""
+        except LprError as exc:
+            n_train, note = None, f"optimizer steps unknown, the dataset did not load: {exc}"
+        return make_plan(self.graph, self.ctx.store, n_train, LOCAL_CHUNK, note)
+
+    def check(self) -> int:
+        """Reject what would fail mid-study (batch larger than the data, rewind past the
+        end) before anything trains. Returns the number of training samples."""
+        n_train = self.ctx.dataset(self.spec.data).n_train
+        # seeds do not change what check_find looks at: one spec per H_find suffices
+        for spec in {s.replace(seed=0) for s in self.graph.finds.values()}:
+            check_find(self.ctx, spec)
+        for train in {e.train for e in self.graph.evals.values()}:
+            train.steps_per_epoch(n_train)
+        return n_train
+
+    # ------------------------------------------------------------------ run
+    def run(
+        self,
+        executor: str = "local",
+        *,
+        scheduler: str | None = None,
+        workers: int | None = None,
+        processes: bool = True,
+        connect_timeout: float = 10.0,
+        progress: bool | None = None,
+    ) -> RunSummary:
+        """Train every missing run, then collect the results (see :meth:`collect`).
+
+        ``executor``: ``"local"`` (this process) or ``"dask"`` (a new LocalCluster with
+        ``workers`` workers, ``processes`` or threads; or the cluster at ``scheduler``).
+        ``progress`` defaults to the engine's setting.
+        """
+        if executor not in EXECUTORS:
+            raise LprError(
+                f"executor = {executor!r} is not known: expected one of {', '.join(EXECUTORS)}."
+            )
+        if scheduler and executor != "dask":
+            raise LprError(
+                f"scheduler = {scheduler!r} is given with executor = {executor!r}: "
+                "expected executor = 'dask' (a scheduler address is a Dask "
+                "cluster)."
+            )
+        show = self.ctx.engine.progress if progress is None else progress
+        timer = Timer()
+        if executor == "dask":
+            # connect first: an unreachable scheduler fails before the store is touched
+            with dask_client(scheduler, workers, processes, connect_timeout) as client:
+                threads = None
+                if not scheduler and processes:
+                    threads = local_cluster_size(workers)[1]
+                rt = Runtime.of(self.ctx, threads)
+                trained, cached = self._execute(
+                    show, lambda skip: run_dask(self.graph, rt, client, skip)
+                )
+        else:
+            trained, cached = self._execute(
+                show, lambda skip: run_local(self.graph, self.ctx, skip)
+            )
+        files, stats = self._collect("lprcausal study run")
+        return RunSummary(
+            name=self.name,
+            n_runs=len(self.graph.run_ids()),
+            trained=trained,
+            cached=cached,
+            skipped=stats["skipped"],
+            diverged=stats["diverged"],
+            seconds=timer.seconds,
+            results_dir=self.results_dir,
+            files=[p.name for p in files],
+        )
+
+    def _execute(self, show: bool, body) -> tuple[int, int]:
+        """Check, then run ``body(on_skip)`` under a progress bar; (trained, cached)."""
+        miss_f, miss_e = self.graph.missing(self.ctx.store)
+        if not miss_f and not miss_e:
+            return 0, len(self.graph.run_ids())  # all cached: not even the data is needed
+        n_train = self.check()
+        pending = {i: run_steps(self.graph.spec_of(i), n_train) or 1 for i in miss_f + miss_e}
+        with StudyProgress(
+            self.ctx.store, pending, len(self.graph.run_ids()), f"study {self.name}", enabled=show
+        ) as bar:
+            skipped = body(bar.skip)
+        return len(pending) - len(skipped), len(self.graph.run_ids()) - len(pending)
+
+    # ------------------------------------------------------------------ results
+    def collect(self) -> dict[str, Path]:
+        """Write the result Datasets (netCDF) and ``study.json``; returns name -> path."""
+        files, _stats = self._collect("lprcausal study collect")
+        return {p.stem: p for p in files}
+
+    def _collect(self, command: str) -> tuple[list[Path], dict]:
+        datasets, stats = collect_datasets(self.graph, self.ctx.store, command)
+        files = [save_dataset(ds, self.results_dir / f"{key}.nc") for key, ds in datasets.items()]
+        record = {
+            "study": self.name,
+            "title": self.spec.title,
+            "spec_file": self.spec.source,
+            "spec": self.spec.raw,
+            "store": str(self.ctx.store.root),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "source": f"lprcausal {__version__}",
+            "git_commit": git_commit(),
+            "files": [p.name for p in files],
+            **stats,
+            "runs": self.run_ids(),
+        }
+        study_json = self.results_dir / STUDY_FILE
+        atomic_write_bytes(study_json, json.dumps(record, indent=1, default=str).encode())
+        return [*files, study_json], stats
+
+    def run_ids(self) -> dict:
+        """Run ids by design cell: find, decoupled eval and transplant runs."""
+        g = self.graph
+        return {
+            "find": [{"h_find": f, "seed": s, "id": i} for (f, s), i in g.find_ids.items()],
+            "decoupled": [
+                {"h_find": f, "h_eval": e, "seed": s, "sparsity": sp, "id": i}
+                for (f, e, s, sp), i in g.decoupled.items()
+            ],
+            "transplant": {label: list(dict.fromkeys(_ids(d))) for label, d in g.designs.items()},
+        }
+
+    def results(self) -> dict[str, xr.Dataset]:
+        """The result Datasets, read from the results folder (collected first if absent)."""
+        names = ["decoupled"] + (["transplant"] if self.spec.transplant is not None else [])
+        paths = {n: self.results_dir / f"{n}.nc" for n in names}
+        if not all(p.is_file() for p in paths.values()):
+            self.collect()
+        return {n: load_dataset(p) for n, p in paths.items()}
+
+
+def _ids(design) -> list[str]:
+    return [spec_hash(s) for s in all_specs(design)]

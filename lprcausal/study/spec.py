@@ -1,0 +1,522 @@
+"""Study specs: a TOML (or dict) description of a whole experiment, validated up front.
+
+A spec names the data and model, a base H_find with a grid (or a list of points)
+over any of its fields, the H_eval arms (``coupled`` = each H_find, a fixed H, or a
+grid), the replicate seeds, the pruning procedure and optional transplants. Every
+grid point gets a readable label (``lr=0.03``, ``lr=0.1,batch_size=64``) that becomes
+its coordinate value in the results.
+
+:func:`parse_spec` turns the raw dict into a :class:`StudySpec` or raises
+:class:`LprError` naming the file, the key path and the expected form. It runs no
+training and touches no store. The format is documented in ``studies/README.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+from lprcausal.config import (
+    EVAL_MODES,
+    DataConfig,
+    ModelConfig,
+    PruneConfig,
+    TrainConfig,
+    load_toml,
+)
+from lprcausal.data.load import DATASETS
+from lprcausal.errors import LprError
+from lprcausal.transplant import CONTROLS
+
+COUPLED = "coupled"
+TRAIN_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig))
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+TOP_KEYS = ("study", "data", "model", "prune", "find", "eval", "transplant")
+STUDY_KEYS = ("name", "title", "description", "seeds")
+FIND_KEYS = (*TRAIN_FIELDS, "grid", "points")
+EVAL_KEYS = ("mode", "coupled", "train", "label", "grid", "points")
+TRANSPLANT_KEYS = ("pairs", "reference", "h_eval", "sparsities", "alphas", "controls")
+
+
+@dataclass(frozen=True)
+class HPoint:
+    """One H arm: its label, its full TrainConfig (None for ``coupled``) and the
+    fields that define it (shown as coordinates along its dimension)."""
+
+    label: str
+    train: TrainConfig | None
+    fields: tuple[str, ...] = ()
+
+    @property
+    def coupled(self) -> bool:
+        return self.train is None
+
+
+@dataclass(frozen=True)
+class TransplantPart:
+    """Transplant cells between pairs of H_find labels (a, b), evaluated with one H_eval."""
+
+    pairs: tuple[tuple[str, str], ...]
+    h_eval: str
+    sparsities: tuple[float, ...]
+    alphas: tuple[float, ...] = ()
+    controls: tuple[str, ...] = ()
+
+    @staticmethod
+    def pair_label(pair: tuple[str, str]) -> str:
+        return f"{pair[0]}->{pair[1]}"
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study: everything needed to build its job graph."""
+
+    name: str
+    title: str
+    description: str
+    seeds: tuple[int, ...]
+    data: DataConfig
+    model: ModelConfig
+    prune: PruneConfig
+    h_find: tuple[HPoint, ...]
+    h_eval: tuple[HPoint, ...]
+    mode: str
+    transplant: TransplantPart | None
+    raw: dict
+    source: str
+
+    @property
+    def sparsities(self) -> tuple[float, ...]:
+        """Target sparsities, in the order the spec gives them."""
+        return tuple(dict.fromkeys(self.prune.sparsities))
+
+    def find_point(self, label: str) -> HPoint:
+        return next(p for p in self.h_find if p.label == label)
+
+    def eval_point(self, label: str) -> HPoint:
+        return next(p for p in self.h_eval if p.label == label)
+
+
+# ---------------------------------------------------------------------------- entry points
+def load_spec(path: str | Path) -> StudySpec:
+    """Read and validate a study TOML file; the study name defaults to the file stem."""
+    raw = load_toml(path)
+    return parse_spec(raw, source=str(path), default_name=Path(path).stem)
+
+
+def parse_spec(raw: dict, source: str = "<python>", default_name: str = "study") -> StudySpec:
+    """Validate a spec dict (the parsed TOML). Errors name ``source`` and the key path."""
+    with _in_file(source):
+        return _parse(raw, source, default_name)
+
+
+@contextmanager
+def _in_file(source: str) -> Iterator[None]:
+    try:
+        yield
+    except LprError as exc:
+        text = str(exc)
+        prefix = f"In {source}: "
+        raise LprError(text if text.startswith(prefix) else prefix + text) from None
+
+
+# ---------------------------------------------------------------------------- parsing
+def _parse(raw: Any, source: str, default_name: str) -> StudySpec:
+    table = _table(raw, "the study spec")
+    _check_keys(table, TOP_KEYS, "")
+    for key in ("data", "model", "find"):
+        if key not in table:
+            raise LprError(
+                f"the table [{key}] is missing: every study needs [data], [model] "
+                "and [find] (the base H_find)."
+            )
+    study = _table(table.get("study", {}), "study")
+    _check_keys(study, STUDY_KEYS, "study")
+    name = study.get("name", default_name)
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise LprError(
+            f"study.name = {name!r} is not valid: expected letters, digits, '_', "
+            "'.', '-' (it names the results folder)."
+        )
+    title = _string(study.get("title", f"lprcausal study {name}"), "study.title")
+    description = _string(study.get("description", ""), "study.description")
+    seeds = _seeds(study.get("seeds", 1))
+    data = DataConfig.from_dict(_table(table["data"], "data"), "data")
+    if data.name not in DATASETS:
+        raise LprError(
+            f"data.name = {data.name!r} is not known: expected one of {', '.join(DATASETS)}."
+        )
+    # the model name and widths are checked against the data by Study.check()
+    model = ModelConfig.from_dict(_table(table["model"], "model"), "model")
+    prune = PruneConfig.from_dict(_table(table.get("prune", {}), "prune"), "prune")
+    find = _table(table["find"], "find")
+    _check_keys(find, FIND_KEYS, "find")
+    base = {k: v for k, v in find.items() if k not in ("grid", "points")}
+    base_h = _train(base, {}, "find")
+    h_find = _points(find, base, "find")
+    evals = _table(table.get("eval", {}), "eval")
+    _check_keys(evals, EVAL_KEYS, "eval")
+    mode = evals.get("mode", "rewind")
+    if mode not in EVAL_MODES:
+        raise LprError(
+            f"eval.mode = {mode!r} is not known: expected one of {', '.join(EVAL_MODES)}."
+        )
+    h_eval = _eval_points(evals, base, base_h, h_find)
+    transplant = None
+    if "transplant" in table:
+        transplant = _transplant(_table(table["transplant"], "transplant"), h_find, h_eval, prune)
+    return StudySpec(
+        name=name,
+        title=title,
+        description=description,
+        seeds=seeds,
+        data=data,
+        model=model,
+        prune=prune,
+        h_find=h_find,
+        h_eval=h_eval,
+        mode=mode,
+        transplant=transplant,
+        raw=raw,
+        source=source,
+    )
+
+
+def _table(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise LprError(f"{where} = {value!r} has the wrong type: expected a table of options.")
+    return value
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise LprError(f"{where} = {value!r} has the wrong type: expected a string.")
+    return value
+
+
+def _check_keys(table: dict, valid: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in valid:
+            near = get_close_matches(str(key), list(valid), n=1)
+            hint = f" Did you mean '{near[0]}'?" if near else ""
+            path = f"{where}.{key}" if where else str(key)
+            within = f"[{where}]" if where else "the top level"
+            raise LprError(
+                f"unknown key '{path}'.{hint} Valid keys of {within} are: {', '.join(valid)}."
+            )
+
+
+def _seeds(value: Any) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise LprError(
+                f"study.seeds = {value!r} is not valid: expected a number of "
+                "replicates >= 1 or a list of seed indices."
+            )
+        return tuple(range(value))
+    if not isinstance(value, list) or not value:
+        raise LprError(
+            f"study.seeds = {value!r} is not valid: expected a number of replicates "
+            "(e.g. 3 for seeds 0, 1, 2) or a non-empty list of integers."
+        )
+    for i, s in enumerate(value):
+        if not isinstance(s, int) or isinstance(s, bool) or s < 0:
+            raise LprError(f"study.seeds[{i}] = {s!r} is not valid: expected an integer >= 0.")
+    if len(set(value)) != len(value):
+        raise LprError(f"study.seeds = {value!r} repeats a seed: expected distinct seeds.")
+    return tuple(value)
+
+
+def _train(base: dict, change: dict, where: str) -> TrainConfig:
+    """``base`` with ``change`` applied; giving one training length clears the other."""
+    merged = {**base, **change}
+    if "iterations" in change and "epochs" not in change:
+        merged.pop("epochs", None)
+    if "epochs" in change and "iterations" not in change:
+        merged.pop("iterations", None)
+    return TrainConfig.from_dict(merged, where)
+
+
+def fmt_value(value: Any) -> str:
+    """A hyperparameter value as it appears in labels: ``0.03``, ``64``, ``true``, ``adam``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "+".join(fmt_value(v) for v in value) or "none"
+    if value is None:
+        return "none"
+    return str(value)
+
+
+def make_label(train: TrainConfig, fields: tuple[str, ...]) -> str:
+    return ",".join(f"{f}={fmt_value(getattr(train, f))}" for f in fields)
+
+
+def _points(table: dict, base: dict, where: str) -> tuple[HPoint, ...]:
+    """The H arms of a ``[find]``-like table: its grid, its points, or the base alone."""
+    grid, points = table.get("grid"), table.get("points")
+    if grid is not None and points is not None:
+        raise LprError(
+            f"{where}.grid and {where}.points are both given: expected one of them "
+            "(a grid is a Cartesian product; points are listed one by one)."
+        )
+    if grid is not None:
+        out = _grid(_table(grid, f"{where}.grid"), base, where)
+    elif points is not None:
+        out = _listed(points, base, where)
+    else:
+        out = (HPoint("base", _train(base, {}, where), ()),)
+    _check_unique(out, f"{where}.grid" if grid is not None else f"{where}.points")
+    return out
+
+
+def _grid(grid: dict, base: dict, where: str) -> tuple[HPoint, ...]:
+    if not grid:
+        raise LprError(
+            f"{where}.grid is empty: expected at least one field with a list of "
+            "values, e.g. lr = [0.01, 0.1]."
+        )
+    _check_keys(grid, TRAIN_FIELDS, f"{where}.grid")
+    for key, values in grid.items():
+        if not isinstance(values, list):
+            raise LprError(
+                f"{where}.grid.{key} = {values!r} has the wrong type: expected a "
+                f"list of values, e.g. {key} = [{fmt_value(values)}, ...]."
+            )
+        if not values:
+            raise LprError(
+                f"{where}.grid.{key} = [] is empty: expected a non-empty list of values."
+            )
+    fields = tuple(grid)
+    out = []
+    for combo in itertools.product(*grid.values()):
+        change = dict(zip(fields, combo, strict=True))
+        text = ",".join(f"{k}={fmt_value(v)}" for k, v in change.items())
+        with _at_point(f"{where}.grid", text):
+            train = _train(base, change, f"{where}.grid")
+        out.append(HPoint(make_label(train, fields), train, fields))
+    return tuple(out)
+
+
+def _listed(points: Any, base: dict, where: str) -> tuple[HPoint, ...]:
+    if not isinstance(points, list) or not points:
+        raise LprError(
+            f"{where}.points = {points!r} is not valid: expected a non-empty list of "
+            "tables ([[" + where + ".points]]), each a partial H with optional label."
+        )
+    out = []
+    for i, point in enumerate(points):
+        path = f"{where}.points[{i}]"
+        point = _table(point, path)
+        _check_keys(point, (*TRAIN_FIELDS, "label"), path)
+        change = {k: v for k, v in point.items() if k != "label"}
+        fields = tuple(change)
+        with _at_point(path, ""):
+            train = _train(base, change, path)
+        label = point.get("label")
+        if label is None:
+            label = make_label(train, fields) or "base"
+        elif not isinstance(label, str) or not label.strip():
+            raise LprError(f"{path}.label = {label!r} is not valid: expected a non-empty string.")
+        out.append(HPoint(label, train, fields))
+    return tuple(out)
+
+
+@contextmanager
+def _at_point(where: str, text: str) -> Iterator[None]:
+    try:
+        yield
+    except LprError as exc:
+        at = f" at point {text}" if text else ""
+        raise LprError(f"{where}{at}: {exc}") from None
+
+
+def _check_unique(points: tuple[HPoint, ...], where: str) -> None:
+    seen: dict[str, int] = {}
+    for i, p in enumerate(points):
+        if p.label in seen:
+            raise LprError(
+                f"{where} gives two points the same label {p.label!r} (points "
+                f"{seen[p.label]} and {i}): expected distinct values (a repeated "
+                "value, or two values that print alike), or distinct labels."
+            )
+        seen[p.label] = i
+
+
+def _eval_points(
+    table: dict, find_base: dict, find_h: TrainConfig, h_find: tuple[HPoint, ...]
+) -> tuple[HPoint, ...]:
+    # Coupled is the default only when no explicit H_eval is given.
+    explicit = any(k in table for k in ("train", "grid", "points"))
+    coupled = table.get("coupled", not explicit)
+    if not isinstance(coupled, bool):
+        raise LprError(f"eval.coupled = {coupled!r} has the wrong type: expected true or false.")
+    out: list[HPoint] = [HPoint(COUPLED, None)] if coupled else []
+    fixed = table.get("train")
+    if fixed is not None:
+        _check_keys(_table(fixed, "eval.train"), TRAIN_FIELDS, "eval.train")
+        base_h = _train(find_base, fixed, "eval.train")
+    if "grid" in table or "points" in table:
+        if "label" in table:
+            raise LprError(
+                "eval.label names the single fixed H_eval: with eval.grid or "
+                "eval.points, label the points themselves."
+            )
+        out += _points(table, _h_dict(base_h) if fixed is not None else find_base, "eval")
+    elif fixed is not None:
+        label = table.get("label")
+        if label is None:
+            grid_fields = tuple(dict.fromkeys(f for p in h_find for f in p.fields))
+            diff = tuple(f for f in TRAIN_FIELDS if getattr(base_h, f) != getattr(find_h, f))
+            fields = grid_fields + tuple(f for f in diff if f not in grid_fields)
+            label = make_label(base_h, fields) or "fixed"
+        else:
+            fields = ()
+            if not isinstance(label, str) or not label.strip():
+                raise LprError(f"eval.label = {label!r} is not valid: expected a non-empty string.")
+        out.append(HPoint(label, base_h, fields))
+    elif "label" in table:
+        raise LprError(
+            "eval.label is given without [eval.train]: expected a fixed H_eval "
+            "table [eval.train] to label."
+        )
+    if not out:
+        raise LprError(
+            "[eval] defines no H_eval: expected coupled = true, a fixed H "
+            "[eval.train], or a grid [eval.grid] / points [[eval.points]]."
+        )
+    _check_unique(tuple(out), "[eval]")
+    return tuple(out)
+
+
+def _h_dict(train: TrainConfig) -> dict:
+    """A TrainConfig as a table that :func:`_train` can extend (no None lengths)."""
+    return {k: v for k, v in train.to_dict().items() if v is not None}
+
+
+def _transplant(
+    table: dict, h_find: tuple[HPoint, ...], h_eval: tuple[HPoint, ...], prune: PruneConfig
+) -> TransplantPart:
+    _check_keys(table, TRANSPLANT_KEYS, "transplant")
+    labels = [p.label for p in h_find]
+    if ("pairs" in table) == ("reference" in table):
+        raise LprError(
+            "[transplant] needs exactly one of pairs (a list of [a, b] H_find "
+            "labels) and reference (one H_find label, paired with every other)."
+        )
+    if "reference" in table:
+        ref = _label(table["reference"], labels, "transplant.reference", "an H_find")
+        pairs = tuple((ref, x) for x in labels if x != ref)
+        if not pairs:
+            raise LprError(
+                f"transplant.reference = {ref!r} is the only H_find: expected a "
+                "grid with at least two points to transplant between."
+            )
+    else:
+        raw = table["pairs"]
+        if not isinstance(raw, list) or not raw:
+            raise LprError(
+                f"transplant.pairs = {raw!r} is not valid: expected a non-empty "
+                'list of [a, b] H_find labels, e.g. [["lr=0.1", "lr=0.01"]].'
+            )
+        out = []
+        for i, pair in enumerate(raw):
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise LprError(
+                    f"transplant.pairs[{i}] = {pair!r} is not valid: expected two "
+                    'H_find labels [a, b], e.g. ["lr=0.1", "lr=0.01"].'
+                )
+            a = _label(pair[0], labels, f"transplant.pairs[{i}][0]", "an H_find")
+            b = _label(pair[1], labels, f"transplant.pairs[{i}][1]", "an H_find")
+            if a == b:
+                raise LprError(
+                    f"transplant.pairs[{i}] = {pair!r} pairs a label with itself: "
+                    "expected two different H_find labels."
+                )
+            if (a, b) in out:
+                raise LprError(
+                    f"transplant.pairs[{i}] = {pair!r} repeats an earlier pair: "
+                    "expected each pair once."
+                )
+            out.append((a, b))
+        pairs = tuple(out)
+    fixed = [p.label for p in h_eval if not p.coupled]
+    if "h_eval" in table:
+        h = _label(table["h_eval"], fixed, "transplant.h_eval", "a fixed H_eval")
+    elif len(fixed) == 1:
+        h = fixed[0]
+    else:
+        what = (
+            "there is none: add [eval.train]"
+            if not fixed
+            else f"there are {len(fixed)}: set transplant.h_eval to one of "
+            f"{', '.join(map(repr, fixed))}"
+        )
+        raise LprError(
+            f"[transplant] trains all four cells of a pair with one fixed H_eval, and {what}."
+        )
+    targets = tuple(dict.fromkeys(prune.sparsities))
+    sparsities = _floats(table.get("sparsities", list(targets)), "transplant.sparsities")
+    for i, s in enumerate(sparsities):
+        if not any(abs(s - t) < 1e-9 for t in targets):
+            raise LprError(
+                f"transplant.sparsities[{i}] = {s!r} is not a target sparsity: "
+                f"expected one of prune.sparsities ({', '.join(map(str, targets))})."
+            )
+    alphas = _floats(table.get("alphas", []), "transplant.alphas", allow_empty=True)
+    for i, a in enumerate(alphas):
+        if not 0 <= a <= 1:
+            raise LprError(
+                f"transplant.alphas[{i}] = {a!r} is not valid: expected 0 <= alpha <= 1."
+            )
+    controls = table.get("controls", [])
+    if not isinstance(controls, list):
+        raise LprError(
+            f"transplant.controls = {controls!r} has the wrong type: expected a "
+            f"list of {', '.join(CONTROLS)}."
+        )
+    for i, c in enumerate(controls):
+        if c not in CONTROLS:
+            raise LprError(
+                f"transplant.controls[{i}] = {c!r} is not known: expected one of "
+                f"{', '.join(CONTROLS)}."
+            )
+    if len(set(controls)) != len(controls):
+        raise LprError(f"transplant.controls = {controls!r} repeats a control.")
+    return TransplantPart(
+        pairs=pairs, h_eval=h, sparsities=sparsities, alphas=alphas, controls=tuple(controls)
+    )
+
+
+def _label(value: Any, labels: list[str], where: str, what: str) -> str:
+    if isinstance(value, str) and value in labels:
+        return value
+    near = get_close_matches(str(value), labels, n=1)
+    hint = f" Did you mean {near[0]!r}?" if near else ""
+    raise LprError(
+        f"{where} = {value!r} is not {what} label of this study.{hint} Expected "
+        f"one of: {', '.join(map(repr, labels)) or 'none'}."
+    )
+
+
+def _floats(value: Any, where: str, allow_empty: bool = False) -> tuple[float, ...]:
+    if not isinstance(value, list) or (not value and not allow_empty):
+        raise LprError(f"{where} = {value!r} is not valid: expected a non-empty list of numbers.")
+    out = []
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise LprError(f"{where}[{i}] = {v!r} has the wrong type: expected a number.")
+        out.append(float(v))
+    if len(set(out)) != len(out):
+        raise LprError(f"{where} = {value!r} repeats a value: expected distinct values.")
+    return tuple(out)
