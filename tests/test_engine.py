@@ -22,7 +22,7 @@ from lprcausal.models import build_model, prunable_names
 from lprcausal.pruning import global_magnitude_masks
 from lprcausal.train import EngineOptions, TrainJob, evaluate_states, train_many
 
-F64 = EngineOptions(device="cpu", dtype=torch.float64, progress=False)
+F64 = EngineOptions(device="cpu", dtype=torch.float64, progress=False, fuse=True)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -234,8 +234,9 @@ def test_same_jobs_twice_give_bit_identical_results():
     data = synthetic((3, 8, 8))
     model = ModelConfig(name="resnet8", widths=(4, 6, 8))
     jobs = make_jobs(model, data, SGD_MEMBERS[:2], masks=(False, True))
-    options = EngineOptions(device="cpu", progress=False)
+    options = EngineOptions(device="cpu", progress=False, fuse=True)
     first, second = train_many(jobs, data, options), train_many(jobs, data, options)
+    assert first[0].group_size == 2
     for a, b in zip(first, second, strict=True):
         for name in a.state:
             assert torch.equal(a.state[name], b.state[name]), name
@@ -301,6 +302,16 @@ def test_incompatible_runs_train_in_separate_groups_and_max_members_chunks():
     results = train_many(jobs, data, EngineOptions(device="cpu", progress=False, max_members=2))
     assert [r.group_size for r in results] == [2, 1, 2, 1, 1]
     assert [r.steps for r in results] == [STEPS, STEPS, STEPS, 8, STEPS]
+
+
+def test_auto_fusion_on_the_cpu_skips_models_with_2d_convolutions():
+    auto = EngineOptions(device="cpu", progress=False)
+    for family, fused in [("mlp", 2), ("cnn1d", 2), ("lenet5", 1), ("resnet8", 1)]:
+        in_shape, widths = FAMILIES[family]
+        data = synthetic(in_shape)
+        model = ModelConfig(name=family, widths=widths)
+        jobs = make_jobs(model, data, [dict(iterations=2)] * 2, masks=(False, False))
+        assert [r.group_size for r in train_many(jobs, data, auto)] == [fused, fused], family
 
 
 def test_group_that_does_not_fit_the_memory_budget_raises_with_the_size_needed():

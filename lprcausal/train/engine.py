@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from lprcausal.config import ModelConfig
 from lprcausal.data import Dataset
 from lprcausal.errors import LprError
+from lprcausal.models import build_model
 from lprcausal.train.batches import MemberBatches
 from lprcausal.train.budget import group_capacity
 from lprcausal.train.jobs import TrainJob, TrainResult
@@ -36,7 +38,10 @@ class EngineOptions:
     """How the engine runs (none of this changes what a run computes, beyond float rounding).
 
     ``device``: ``None`` / ``"auto"`` picks CUDA when present, else the CPU.
-    ``fuse``: train compatible runs together (False: one run at a time).
+    ``fuse``: ``"auto"`` trains compatible runs together where that is faster: always
+    on CUDA; on the CPU except for models with 2D convolutions, whose grouped
+    convolutions run slower per member than separate runs there (measured in
+    ``benchmarks/``). ``True`` always fuses, ``False`` trains one run at a time.
     ``max_members``: cap on K (None: as many as the memory budget allows).
     ``memory_fraction``: share of free RAM / GPU memory a group may plan to use.
     ``precision``: ``"fp32"``, or ``"bf16"`` autocast (CUDA only).
@@ -46,7 +51,7 @@ class EngineOptions:
     """
 
     device: str | torch.device | None = None
-    fuse: bool = True
+    fuse: bool | str = "auto"
     max_members: int | None = None
     memory_fraction: float = 0.5
     precision: str = "fp32"
@@ -86,6 +91,8 @@ def _check_options(options: EngineOptions, device: torch.device) -> None:
             f"memory_fraction = {options.memory_fraction!r} is not valid: expected a "
             "fraction in (0, 1]."
         )
+    if options.fuse not in (True, False, "auto"):
+        raise LprError(f"fuse = {options.fuse!r} is not valid: expected true, false or 'auto'.")
     if options.max_members is not None and options.max_members < 1:
         raise LprError(
             f"max_members = {options.max_members!r} is not valid: expected a positive "
@@ -119,7 +126,7 @@ def train_many(
     results: list[TrainResult | None] = [None] * len(jobs)
     for indices in groups.values():
         cap = group_capacity(jobs[indices[0]], data_dev, device, options)
-        if not options.fuse:
+        if not _fuses(options.fuse, jobs[indices[0]].model, data.in_shape, device):
             cap = 1
         for start in range(0, len(indices), cap):
             chunk = indices[start : start + cap]
@@ -129,6 +136,19 @@ def train_many(
                 if on_result is not None:
                     on_result(i, res)
     return results  # type: ignore[return-value]
+
+
+def _fuses(fuse: bool | str, model: ModelConfig, in_shape: tuple, device: torch.device) -> bool:
+    if fuse != "auto":
+        return bool(fuse)
+    return device.type != "cpu" or not _has_conv2d(model, tuple(in_shape))
+
+
+@lru_cache(maxsize=64)
+def _has_conv2d(model: ModelConfig, in_shape: tuple) -> bool:
+    with torch.device("meta"):
+        net = build_model(model.name, in_shape, 2, widths=model.widths)
+    return any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
 
 
 def _on_device(data: Dataset, device: torch.device, dtype: torch.dtype) -> Dataset:

@@ -4,9 +4,10 @@
 ``nn.Conv1d`` / BatchNorm modules; the math is unchanged (results equal the stock
 layers up to float rounding), only how the K members' work is laid out:
 
-* Linear: one ``baddbmm`` per layer (bias fused into the matmul) and a backward that
-  forms the weight gradient directly in the parameter's ``[K, out, in]`` layout, where
-  ``vmap``'s generic rules add a separate bias pass and a transposed copy. A weight
+* Linear: one ``bmm`` per layer plus an in-place bias add, and a backward that forms
+  the weight gradient directly in the parameter's ``[K, out, in]`` layout, where
+  ``vmap``'s generic rules go through ``baddbmm`` (a broadcast copy of the bias into
+  the output first) and a transposed copy of the weight gradient. A weight
   that carries a ``grad_slot`` attribute (a tensor of its shape and strides, with a
   ``claimed`` flag) gets its gradient written there, so it lands in the stacked
   gradient buffer without a copy.
@@ -53,9 +54,10 @@ class _StackedLinear(torch.autograd.Function):
         ctx.has_bias = b is not None
         ctx.grad_slot = getattr(w, "grad_slot", None)
         ctx.bias_slot = getattr(b, "grad_slot", None)
-        if b is None:
-            return torch.bmm(x, w.transpose(1, 2))
-        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+        out = torch.bmm(x, w.transpose(1, 2))
+        # An in-place bias add after the GEMM is about twice as fast on the CPU as
+        # baddbmm, which first broadcast-copies the bias into the output.
+        return out if b is None else out.add_(b.unsqueeze(1))
 
     @staticmethod
     def backward(ctx, grad):
