@@ -111,8 +111,10 @@ def runtime_options(func: Callable) -> Callable:
         click.option("--download", is_flag=True, help="Download a missing torchvision dataset."),
         click.option("--device", default="auto", show_default=True,
                      help="auto (CUDA if present), cpu, cuda or cuda:N."),
-        click.option("--fuse/--no-fuse", default=True, show_default=True,
-                     help="Train compatible runs together as one stacked model."),
+        click.option("--fuse/--no-fuse", default=None,
+                     help="Train compatible runs together as one stacked model [default: "
+                          "auto: always on CUDA; on the CPU except 2D-conv models, which "
+                          "run faster one by one there]."),
         click.option("--max-members", type=int, default=None,
                      help="Cap on runs trained together (default: memory budget)."),
         click.option("--progress/--no-progress", default=True, show_default=True,
@@ -126,7 +128,7 @@ def runtime_options(func: Callable) -> Callable:
         device = kwargs.pop("device")
         engine = EngineOptions(
             device=None if device == "auto" else pick_device(device),
-            fuse=kwargs.pop("fuse"),
+            fuse="auto" if (fuse := kwargs.pop("fuse")) is None else fuse,
             max_members=kwargs.pop("max_members"),
             progress=kwargs.pop("progress"),
         )

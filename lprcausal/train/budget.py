@@ -10,9 +10,9 @@ import torch
 from lprcausal.errors import LprError
 from lprcausal.models import build_model
 
-# Parameter-sized tensors per trainable parameter and member: weights, gradient, the
-# per-parameter gradients autograd concatenates into it, momentum / first moment,
-# second moment, a temporary, and the keep-mask.
+# Parameter-sized tensors per trainable parameter and member: weights, the gradient
+# buffer, gradients autograd forms before they are copied into it, momentum / first
+# moment, second moment, a temporary, and the keep-mask.
 _PARAM_COPIES = 7
 # Activations are kept for backward and their gradients are formed: about 3x forward.
 _ACTIVATION_FACTOR = 3
