@@ -76,7 +76,10 @@ def _shrink(
         new = nn.Linear(len(in_idx), len(out_idx), bias=module.bias is not None, **kw)
     elif isinstance(module, _CONV):
         if module.groups != 1:
-            raise NotImplementedError("compaction of grouped convolutions")
+            raise LprError(
+                f"Compaction supports ungrouped convolutions only; this model has one with "
+                f"groups = {module.groups}: expected a model from lprcausal.models."
+            )
         new = type(module)(
             len(in_idx),
             len(out_idx),
@@ -89,7 +92,10 @@ def _shrink(
             **kw,
         )
     else:
-        raise NotImplementedError(f"compaction of {type(module).__name__}")
+        raise LprError(
+            f"Compaction does not know how to shrink a {type(module).__name__} layer: expected "
+            "Linear or Conv layers, as in the models of lprcausal.models."
+        )
     with torch.no_grad():
         new.weight.copy_(w[out_idx.to(w.device)][:, in_idx.to(w.device)])
         if module.bias is not None:
