@@ -119,6 +119,21 @@ def _check_level(level: float) -> float:
     return float(level)
 
 
+def _untestable(base: dict, d: np.ndarray, *notes: str) -> TestRecord:
+    """Record for n < 2: the estimate when there is one difference, no test."""
+    n = d.size
+    return TestRecord(
+        **base,
+        estimate=float(d[0]) if n == 1 else NAN,
+        ci_low=NAN,
+        ci_high=NAN,
+        statistic=NAN,
+        df=NAN,
+        p=NAN,
+        note=join_notes(*notes, f"n={n}: no test was possible (need at least 2 seeds)"),
+    )
+
+
 def paired_t(diffs: object, *, level: float = 0.95, estimand: str = "") -> TestRecord:
     """Paired t test of mean(diffs) = 0 with a t confidence interval.
 
@@ -142,16 +157,7 @@ def paired_t(diffs: object, *, level: float = 0.95, estimand: str = "") -> TestR
         library=library_versions(),
     )
     if n < 2:
-        return TestRecord(
-            **base,
-            estimate=float(d[0]) if n == 1 else NAN,
-            ci_low=NAN,
-            ci_high=NAN,
-            statistic=NAN,
-            df=NAN,
-            p=NAN,
-            note=join_notes(drop_note, f"n={n}: no test was possible (need at least 2 seeds)"),
-        )
+        return _untestable(base, d, drop_note)
     mean = float(d.mean())
     sd = float(d.std(ddof=1))
     degenerate = ""
@@ -213,18 +219,7 @@ def tost_paired(
         library=library_versions(),
     )
     if n < 2:
-        return TestRecord(
-            **base,
-            estimate=float(d[0]) if n == 1 else NAN,
-            ci_low=NAN,
-            ci_high=NAN,
-            statistic=NAN,
-            df=NAN,
-            p=NAN,
-            note=join_notes(
-                drop_note, margin_note, f"n={n}: no test was possible (need at least 2 seeds)"
-            ),
-        )
+        return _untestable(base, d, drop_note, margin_note)
     mean = float(d.mean())
     sd = float(d.std(ddof=1))
     se = sd / math.sqrt(n)
