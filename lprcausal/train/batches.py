@@ -27,6 +27,10 @@ class MemberBatches:
         self.device = data.x_train.device
         self.order: torch.Tensor | None = None
         self.crop: list[torch.Tensor] = []
+        # Gathered into buffers allocated once: a batch is consumed before the next is drawn.
+        K, x = len(data_seeds), data.x_train
+        self._x = x.new_empty(K * batch_size, *x.shape[1:])
+        self._y = data.y_train.new_empty(K * batch_size)
 
     def new_epoch(self) -> None:
         """Draw every member's order (and augmentation) for the next epoch."""
@@ -43,9 +47,11 @@ class MemberBatches:
     def batch(self, step_in_epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch of every member at ``step_in_epoch`` of the current epoch."""
         idx = self.order[:, step_in_epoch * self.B : (step_in_epoch + 1) * self.B]
-        x = self.data.x_train[idx]
+        K, B = idx.shape
+        flat_idx = idx.reshape(-1)
+        x = torch.index_select(self.data.x_train, 0, flat_idx, out=self._x)
+        y = torch.index_select(self.data.y_train, 0, flat_idx, out=self._y)
         if self.augment:
-            K, B = idx.shape
             dy, dx, flip = (torch.gather(p, 1, idx).reshape(-1) for p in self.crop)
-            x = apply_crop_flip(x.reshape(K * B, *x.shape[2:]), dy, dx, flip).reshape(x.shape)
-        return x, self.data.y_train[idx]
+            x = apply_crop_flip(x, dy, dx, flip)
+        return x.view(K, B, *x.shape[1:]), y.view(K, B)

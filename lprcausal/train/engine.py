@@ -220,6 +220,11 @@ def _train_group(jobs: list[TrainJob], data: Dataset, device, options: EngineOpt
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
 
     loss_fn = _loss_function(model, options)
+    # MLPs train by a hand-written step (same math, no per-step allocations); autocast and
+    # torch.compile need the autograd path.
+    hand = None
+    if options.precision == "fp32" and not options.compile:
+        hand = model.hand_step(configs[0].batch_size)
     train_loss: list[list[float]] = []
     val_acc: list[torch.Tensor] = []
     loss_sum = torch.zeros(K, device=device, dtype=torch.float64)
@@ -232,9 +237,13 @@ def _train_group(jobs: list[TrainJob], data: Dataset, device, options: EngineOpt
         if step % spe == 0:
             batches.new_epoch()
         x, y = batches.batch(step % spe)
-        with autocast():
-            losses = loss_fn(x, y)
-        opt.step(model.flat, model.backward(losses.sum()))
+        if hand is not None:
+            losses = hand(x, y)
+        else:
+            with autocast():
+                losses = loss_fn(x, y)
+            model.backward(losses.sum())
+        opt.step(model.flat, model.grad)
         loss_sum += losses.detach()
         in_block += 1
         if in_block == spe or step == total - 1:

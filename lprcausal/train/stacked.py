@@ -27,6 +27,7 @@ from lprcausal.config import ModelConfig
 from lprcausal.errors import LprError
 from lprcausal.models import build_model
 from lprcausal.train.layers import prepare_template
+from lprcausal.train.mlp_step import MLPStep, mlp_layers
 
 EVAL_CHUNK = 2048
 
@@ -128,6 +129,32 @@ class StackedModel:
             n: (c[0] if self.K == 1 else c).view(*lead, *shape)
             for n, c, shape in zip(self.param_names, chunks, self.shapes, strict=True)
         }
+
+    def _stacked_views(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-name ``[K, *shape]`` views into a ``[K, P]`` tensor, whatever K."""
+        chunks = rows.split(self.sizes, dim=1)
+        return {
+            n: c.view(self.K, *shape)
+            for n, c, shape in zip(self.param_names, chunks, self.shapes, strict=True)
+        }
+
+    def hand_step(self, batch_size: int) -> MLPStep | None:
+        """A hand-written training step for this architecture, if it has one (MLPs).
+
+        It computes what :meth:`forward` + :meth:`backward` of the mean cross-entropy
+        would, into buffers allocated once (see :mod:`lprcausal.train.mlp_step`).
+        """
+        layers = mlp_layers(self.template)
+        if layers is None:
+            return None
+        p, g = self._stacked_views(self.flat), self._stacked_views(self.grad)
+        return MLPStep(
+            [p[f"{n}.weight"] for n in layers],
+            [p[f"{n}.bias"] for n in layers],
+            [g[f"{n}.weight"] for n in layers],
+            [g[f"{n}.bias"] for n in layers],
+            batch_size,
+        )
 
     def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
         """Logits ``[K, B, n_classes]``; ``x`` is ``[K, B, ...]``, or ``[B, ...]`` if ``shared``."""

@@ -1,0 +1,83 @@
+"""The hand-written MLP step equals autograd on the stock module (float64, loss and grads)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lprcausal.config import ModelConfig
+from lprcausal.models import build_model
+from lprcausal.train.stacked import StackedModel
+
+F64 = torch.float64
+
+
+def member_states(model: ModelConfig, in_shape, K: int, n_classes: int) -> list[dict]:
+    states = []
+    for k in range(K):
+        torch.manual_seed(k)
+        net = build_model(model.name, in_shape, n_classes, widths=model.widths).to(F64)
+        states.append({n: t.detach().clone() for n, t in net.state_dict().items()})
+    return states
+
+
+def stock_loss_and_grads(model, in_shape, n_classes, state, x, y):
+    net = build_model(model.name, in_shape, n_classes, widths=model.widths).to(F64)
+    net.load_state_dict(state)
+    loss = F.cross_entropy(net(x), y)
+    loss.backward()
+    return loss.item(), {n: p.grad for n, p in net.named_parameters()}
+
+
+@pytest.mark.parametrize(
+    ("K", "in_shape", "widths"), [(1, (1, 12), (7,)), (3, (1, 12), (9, 5)), (4, (2, 3, 3), (6,))]
+)
+def test_mlp_hand_step_gives_the_stock_loss_and_gradients(K, in_shape, widths):
+    model, n_classes, B = ModelConfig("mlp", widths), 4, 10
+    states = member_states(model, in_shape, K, n_classes)
+    stacked = StackedModel(model, states, [None] * K, in_shape, n_classes, torch.device("cpu"), F64)
+    step = stacked.hand_step(B)
+    assert step is not None
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(K, B, *in_shape, generator=g, dtype=F64)
+    y = torch.randint(0, n_classes, (K, B), generator=g)
+    stacked.grad.fill_(float("nan"))  # every entry must be overwritten
+    for _ in range(2):  # buffers are reused: a second call gives the same answer
+        losses = step(x, y)
+        for k in range(K):
+            want_loss, want_grads = stock_loss_and_grads(
+                model, in_shape, n_classes, states[k], x[k], y[k]
+            )
+            assert losses[k].item() == pytest.approx(want_loss, rel=1e-13)
+            got = stacked.member_state(k)  # parameters unchanged by the step
+            grads = dict(zip(stacked.param_names, stacked.grad[k].split(stacked.sizes), strict=True))
+            for name, want in want_grads.items():
+                torch.testing.assert_close(got[name], states[k][name], rtol=0, atol=0)
+                torch.testing.assert_close(
+                    grads[name].view(want.shape), want, rtol=0, atol=1e-13, msg=name
+                )
+
+
+def test_dead_relu_units_pass_no_gradient():
+    model, in_shape, n_classes, B = ModelConfig("mlp", (5,)), (1, 6), 3, 8
+    (state,) = member_states(model, in_shape, 1, n_classes)
+    state["hidden.0.bias"][:2] = -1e6  # units 0 and 1 never fire
+    stacked = StackedModel(model, [state], [None], in_shape, n_classes, torch.device("cpu"), F64)
+    x = torch.randn(1, B, *in_shape, dtype=F64)
+    y = torch.randint(0, n_classes, (1, B))
+    stacked.hand_step(B)(x, y)
+    grads = dict(zip(stacked.param_names, stacked.grad[0].split(stacked.sizes), strict=True))
+    hidden_w = grads["hidden.0.weight"].view(5, 6)
+    assert torch.equal(hidden_w[:2], torch.zeros(2, 6, dtype=F64))
+    assert torch.equal(grads["hidden.0.bias"][:2], torch.zeros(2, dtype=F64))
+    assert torch.count_nonzero(hidden_w[2:]) > 0
+
+
+@pytest.mark.parametrize("name", ["cnn1d", "lenet5"])
+def test_other_families_have_no_hand_step(name):
+    in_shape = (1, 24) if name == "cnn1d" else (1, 28, 28)
+    model = ModelConfig(name)
+    states = member_states(model, in_shape, 2, 3)
+    stacked = StackedModel(model, states, [None, None], in_shape, 3, torch.device("cpu"), F64)
+    assert stacked.hand_step(4) is None
