@@ -8,7 +8,10 @@ measured in this process on this machine:
     per-run loop (the standard ``build_model`` module + ``torch.optim.SGD``, data on
     the device as tensors), of the engine at K = 1 and of the engine with K fused
     members, with the ratio to the plain loop (how much faster K runs finish);
-(c) achieved GFLOP/s (all members together) and its fraction of the GEMM peak.
+(c) achieved GFLOP/s (all members together) and its fraction of the GEMM peak;
+(d) the wall time of the quickstart study (``studies/quickstart.toml``, every run
+    trained from scratch into a temporary store) with fusion on (the engine's
+    default, ``fuse="auto"``) and off (one run at a time), and their ratio.
 
 Training FLOPs per sample are 3x the forward FLOPs of the conv / linear layers
 counted with forward hooks (for an MLP that is the usual 6 x weights). Engine
@@ -25,8 +28,10 @@ import argparse
 import os
 import platform
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +40,10 @@ from torch import nn
 from lprcausal.config import ModelConfig, TrainConfig
 from lprcausal.data import Dataset
 from lprcausal.models import build_model
+from lprcausal.study import Study
 from lprcausal.train import EngineOptions, TrainJob, train_many
+
+QUICKSTART = Path(__file__).resolve().parent.parent / "studies" / "quickstart.toml"
 
 
 @dataclass(frozen=True)
@@ -219,14 +227,41 @@ def bench_case(case: Case, args, peak: float) -> list[tuple]:
     for _ in range(args.repeats):
         for i, (_, _, measure) in enumerate(runners):
             times[i].append(measure())
-    rows = [(r[0], r[1], statistics.median(t)) for r, t in zip(runners, times, strict=True)]
-    plain = rows[0][2]
     out = []
-    for runner, k, per_step in rows:
+    for (runner, k, _), t in zip(runners, times, strict=True):
+        per_step = statistics.median(t)
         per_run = B * k / per_step  # samples/s summed over the K runs
         gflops = flops * B * k / per_step / 1e9
-        out.append((case.label, runner, k, per_run, per_run / (B / plain), gflops, gflops / peak))
+        # The ratio is taken within each round (plain and engine timed minutes apart at
+        # most), then the median over rounds: robust to slow phases of a shared host.
+        ratio = statistics.median(k * p / e for p, e in zip(times[0], t, strict=True))
+        out.append((case.label, runner, k, per_run, ratio, gflops, gflops / peak))
     return out
+
+
+def study_seconds(toml: Path, fuse: bool | str, root: Path, cache: Path) -> float:
+    """Wall time of running a study from an empty store (data generation excluded)."""
+    engine = EngineOptions(fuse=fuse, progress=False)
+    study = Study.from_toml(
+        toml, store=root / "runs", results=root / "results", cache_dir=cache, engine=engine
+    )
+    t0 = time.perf_counter()
+    study.run(progress=False)
+    return time.perf_counter() - t0
+
+
+def bench_study(toml: Path, repeats: int) -> None:
+    """(d): the quickstart study end to end with fusion on and off, interleaved."""
+    print(f"(d) study {toml.name}, every run trained from scratch; fusion on vs off")
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp) / "cache"
+        Study.from_toml(toml, store=Path(tmp) / "warm", cache_dir=cache).check()  # make data
+        times: dict[str, list[float]] = {"on": [], "off": []}
+        for r in range(repeats):
+            for label, fuse in (("on", "auto"), ("off", False)):
+                times[label].append(study_seconds(toml, fuse, Path(tmp) / f"{label}{r}", cache))
+    on, off = statistics.median(times["on"]), statistics.median(times["off"])
+    print(f"    fusion off: {off:7.1f} s   fusion on: {on:7.1f} s   ratio: {off / on:.2f}x\n")
 
 
 def main() -> None:
@@ -237,6 +272,12 @@ def main() -> None:
     parser.add_argument("--max-k", type=int, default=64, help="largest K to run")
     parser.add_argument("--only", default="", help="run cases whose label contains this")
     parser.add_argument("--compile", action="store_true", help="EngineOptions(compile=True)")
+    parser.add_argument(
+        "--study",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="time the quickstart study fused vs unfused (auto: yes unless --quick/--only)",
+    )
     args = parser.parse_args()
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
@@ -266,6 +307,8 @@ def main() -> None:
             )
         plain_frac = rows[0][6]
         print(f"{'':30s} (at the GEMM peak a runner would be {1 / plain_frac:.2f}x plain)\n")
+    if args.study == "yes" or (args.study == "auto" and not (args.quick or args.only)):
+        bench_study(QUICKSTART, max(1, min(args.repeats, 2)))
     outside = load.fraction()
     if outside is not None:
         note = "  (over 5%: numbers are distorted, rerun idle)" if outside > 0.05 else ""

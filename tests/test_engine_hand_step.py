@@ -1,4 +1,4 @@
-"""The hand-written MLP step equals autograd on the stock module (float64, loss and grads)."""
+"""The hand-written training step equals autograd on the stock module (float64, loss and grads)."""
 
 from __future__ import annotations
 
@@ -30,11 +30,19 @@ def stock_loss_and_grads(model, in_shape, n_classes, state, x, y):
     return loss.item(), {n: p.grad for n, p in net.named_parameters()}
 
 
-@pytest.mark.parametrize(
-    ("K", "in_shape", "widths"), [(1, (1, 12), (7,)), (3, (1, 12), (9, 5)), (4, (2, 3, 3), (6,))]
-)
-def test_mlp_hand_step_gives_the_stock_loss_and_gradients(K, in_shape, widths):
-    model, n_classes, B = ModelConfig("mlp", widths), 4, 10
+CASES = [
+    (1, "mlp", (1, 12), (7,)),
+    (3, "mlp", (1, 12), (9, 5)),
+    (4, "mlp", (2, 3, 3), (6,)),
+    (1, "cnn1d", (1, 24), (4, 5)),
+    (3, "cnn1d", (1, 40), None),  # kernels 5, 3, 3; stride 2; padding 1
+    (2, "cnn1d", (3, 17), (6, 2, 5)),  # several input channels, odd lengths
+]
+
+
+@pytest.mark.parametrize(("K", "name", "in_shape", "widths"), CASES)
+def test_hand_step_gives_the_stock_loss_and_gradients(K, name, in_shape, widths):
+    model, n_classes, B = ModelConfig(name, widths), 4, 10
     states = member_states(model, in_shape, K, n_classes)
     stacked = StackedModel(model, states, [None] * K, in_shape, n_classes, torch.device("cpu"), F64)
     step = stacked.hand_step(B)
@@ -74,9 +82,8 @@ def test_dead_relu_units_pass_no_gradient():
     assert torch.count_nonzero(hidden_w[2:]) > 0
 
 
-@pytest.mark.parametrize("name", ["cnn1d", "lenet5"])
-def test_other_families_have_no_hand_step(name):
-    in_shape = (1, 24) if name == "cnn1d" else (1, 28, 28)
+@pytest.mark.parametrize(("name", "in_shape"), [("lenet5", (1, 28, 28)), ("resnet8", (3, 8, 8))])
+def test_other_families_have_no_hand_step(name, in_shape):
     model = ModelConfig(name)
     states = member_states(model, in_shape, 2, 3)
     stacked = StackedModel(model, states, [None, None], in_shape, 3, torch.device("cpu"), F64)

@@ -26,8 +26,8 @@ from torch.func import functional_call, vmap
 from lprcausal.config import ModelConfig
 from lprcausal.errors import LprError
 from lprcausal.models import build_model
+from lprcausal.train.hand_step import HandStep, chain_layers
 from lprcausal.train.layers import prepare_template
-from lprcausal.train.mlp_step import MLPStep, mlp_layers
 
 EVAL_CHUNK = 2048
 
@@ -54,6 +54,7 @@ class StackedModel:
         direct_grads: bool = True,
     ):
         template = build_model(spec.name, tuple(in_shape), n_classes, widths=spec.widths)
+        self.in_shape = tuple(in_shape)
         self.template = template.to(device="meta", dtype=dtype)
         self.K = len(states)
         if self.K > 1:
@@ -138,23 +139,18 @@ class StackedModel:
             for n, c, shape in zip(self.param_names, chunks, self.shapes, strict=True)
         }
 
-    def hand_step(self, batch_size: int) -> MLPStep | None:
-        """A hand-written training step for this architecture, if it has one (MLPs).
+    def hand_step(self, batch_size: int) -> HandStep | None:
+        """A hand-written training step for this architecture, if it has one.
 
-        It computes what :meth:`forward` + :meth:`backward` of the mean cross-entropy
-        would, into buffers allocated once (see :mod:`lprcausal.train.mlp_step`).
+        MLPs and 1D CNNs have one: it computes what :meth:`forward` + :meth:`backward`
+        of the mean cross-entropy would, into buffers allocated once (see
+        :mod:`lprcausal.train.hand_step`). Other models return None.
         """
-        layers = mlp_layers(self.template)
+        layers = chain_layers(self.template)
         if layers is None:
             return None
-        p, g = self._stacked_views(self.flat), self._stacked_views(self.grad)
-        return MLPStep(
-            [p[f"{n}.weight"] for n in layers],
-            [p[f"{n}.bias"] for n in layers],
-            [g[f"{n}.weight"] for n in layers],
-            [g[f"{n}.bias"] for n in layers],
-            batch_size,
-        )
+        params, grads = self._stacked_views(self.flat), self._stacked_views(self.grad)
+        return HandStep(layers, params, grads, self.in_shape, batch_size)
 
     def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
         """Logits ``[K, B, n_classes]``; ``x`` is ``[K, B, ...]``, or ``[B, ...]`` if ``shared``."""

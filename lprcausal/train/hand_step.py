@@ -1,0 +1,218 @@
+"""One training step of K stacked ReLU chains, backpropagated by hand into fixed buffers.
+
+The MLP (``[Linear -> ReLU] * n -> Linear``) and the 1D CNN (``[Conv1d -> ReLU] * n ->
+flatten -> Linear``) are chains of batched GEMMs, so their forward and backward can be
+written out directly. Per layer and step:
+
+* Linear: one ``bmm`` into the next layer's input buffer, an in-place bias add and
+  ReLU; backward one ``bmm`` for the weight gradient (written straight into the stacked
+  gradient buffer), one ``sum`` for the bias and one ``bmm`` for the input gradient,
+  with the ReLU mask applied in place.
+* Conv1d (zero padding, no groups or dilation): the input lives channels-last inside a
+  zero-padded buffer; im2col is one strided copy of its windows, then one ``bmm``
+  ``[K, B * L_out, C * k] @ [K, C * k, O]``. The ReLU writes straight into the next
+  layer's input buffer (the next padded buffer, or the classifier's features in
+  ``flatten`` order). Backward: the weight gradient is one ``bmm`` against the saved
+  windows; the input gradient one ``bmm`` plus ``k`` strided adds (col2im).
+
+Every buffer is allocated once per group, so a step allocates nothing of the
+activations' size. On the CPU that matters: the autograd path allocates K x B x width
+tensors every step, and the page faults of those fresh allocations cost about as much
+as the GEMMs themselves (measured in ``benchmarks/``).
+
+The arithmetic is the stock one (``F.linear``, ``F.conv1d``, ``F.relu``,
+``F.cross_entropy`` with mean reduction per member): members agree with a plain
+``torch.optim`` loop up to float rounding (``tests/test_engine_hand_step.py`` checks
+the loss and every gradient against autograd on the stock module in float64).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from lprcausal.models.cnn1d import CNN1d
+from lprcausal.models.mlp import MLP
+
+_relu_backward = torch.ops.aten.threshold_backward.grad_input
+
+
+def chain_layers(template: nn.Module) -> list[tuple[str, nn.Module]] | None:
+    """The (name, module) chain of a plain MLP or 1D CNN, or None for other models."""
+    if type(template) is MLP:
+        layers = [(f"hidden.{i}", m) for i, m in enumerate(template.hidden)]
+    elif type(template) is CNN1d:
+        layers = [(f"convs.{i}", m) for i, m in enumerate(template.convs)]
+        if not all(_plain_conv1d(m) for _, m in layers):
+            return None
+    else:
+        return None
+    layers.append(("fc", template.fc))
+    if any(type(m) not in (nn.Linear, nn.Conv1d) or m.bias is None for _, m in layers):
+        return None
+    return layers
+
+
+def _plain_conv1d(m: nn.Module) -> bool:
+    return (
+        type(m) is nn.Conv1d
+        and m.groups == 1
+        and m.dilation == (1,)
+        and m.padding_mode == "zeros"
+        and not isinstance(m.padding, str)
+    )
+
+
+class _Dense:
+    """A linear layer: reads ``[K, B, in]``, writes ``dest`` ``[K, B, out]`` (contiguous)."""
+
+    def __init__(self, w, b, gw, gb, B: int, first: bool, relu: bool):
+        self.w, self.b, self.gw, self.gb, self.relu = w, b, gw, gb, relu
+        K, _, n_in = w.shape
+        # The first layer reads the batch itself; later ones their own input buffer.
+        self.input = None if first else w.new_empty(K, B, n_in)
+        self.grad_input = None if first else torch.empty_like(self.input)
+        self.dest: torch.Tensor | None = None  # set by wire(): the next layer's input
+        self.to_dest: Callable = _same
+
+    def wire(self, dest_storage: torch.Tensor, to_dest: Callable) -> None:
+        self.dest, self.to_dest = to_dest(dest_storage), to_dest
+        assert self.dest.is_contiguous()
+
+    def forward(self, x: torch.Tensor | None) -> None:
+        self.x = self.input if x is None else x
+        torch.bmm(self.x, self.w.transpose(1, 2), out=self.dest)
+        self.dest.add_(self.b.unsqueeze(1))
+        if self.relu:
+            self.dest.clamp_min_(0)
+
+    def backward(self, g: torch.Tensor) -> torch.Tensor | None:
+        """``g``: gradient w.r.t. ``dest`` (consumed); returns the one w.r.t. the input."""
+        if self.relu:
+            _relu_backward(g, self.dest, 0.0, grad_input=g)
+        torch.bmm(g.transpose(1, 2), self.x, out=self.gw)
+        torch.sum(g, 1, out=self.gb)
+        if self.grad_input is None:
+            return None
+        return torch.bmm(g, self.w, out=self.grad_input)
+
+
+def _same(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+class _Conv:
+    """A Conv1d + ReLU layer: input channels-last ``[K, B, L, C]`` inside a padded buffer."""
+
+    def __init__(self, w, b, gw, gb, module: nn.Conv1d, B: int, length: int, first: bool):
+        K, n_out, C, k = w.shape
+        s, p = module.stride[0], module.padding[0]
+        self.k, self.s, self.p, self.C, self.O = k, s, p, C, n_out
+        self.w = w.view(K, n_out, C * k)
+        self.b, self.gw, self.gb = b, gw.view(K, n_out, C * k), gb
+        self.L_out = (length + 2 * p - k) // s + 1
+        self.padded = w.new_zeros(K, B, length + 2 * p, C)
+        self.input = self.padded[:, :, p : p + length]
+        self.cols = w.new_empty(K, B * self.L_out, C * k)
+        self.z = w.new_empty(K, B * self.L_out, n_out)
+        self.first = first
+        if not first:
+            self.grad_padded = torch.zeros_like(self.padded)
+            self.grad_cols = torch.empty_like(self.cols)
+        self.dest: torch.Tensor | None = None
+        self.to_dest: Callable = _same
+        self.shape = (K, B, self.L_out, n_out)
+
+    def wire(self, dest_storage: torch.Tensor, to_dest: Callable) -> None:
+        self.dest, self.to_dest = to_dest(dest_storage), to_dest
+
+    def forward(self, _x: torch.Tensor | None) -> None:
+        K, B = self.padded.shape[:2]
+        windows = self.padded.unfold(2, self.k, self.s)  # [K, B, L_out, C, k]
+        self.cols.view(K, B, self.L_out, self.C, self.k).copy_(windows)
+        torch.bmm(self.cols, self.w.transpose(1, 2), out=self.z)
+        self.z.add_(self.b.unsqueeze(1))
+        torch.clamp_min(self.z.view(self.shape), 0, out=self.dest)
+
+    def backward(self, g: torch.Tensor) -> torch.Tensor | None:
+        gz = self.z  # the pre-activations are no longer needed: reuse their buffer
+        _relu_backward(g, self.dest, 0.0, grad_input=gz.view(self.shape))
+        torch.bmm(gz.transpose(1, 2), self.cols, out=self.gw)
+        torch.sum(gz, 1, out=self.gb)
+        if self.first:
+            return None
+        torch.bmm(gz, self.w, out=self.grad_cols)
+        K, B = self.padded.shape[:2]
+        taps = self.grad_cols.view(K, B, self.L_out, self.C, self.k)
+        gp = self.grad_padded
+        gp.zero_()
+        span = self.s * (self.L_out - 1) + 1
+        for j in range(self.k):  # output l read padded position l * s + j
+            gp[:, :, j : j + span : self.s].add_(taps[..., j])
+        return gp[:, :, self.p : self.p + self.input.shape[2]]
+
+
+class HandStep:
+    """Loss and gradient of K chain members on one batch, with no per-step allocation.
+
+    ``params`` / ``grads``: per-name ``[K, *shape]`` views of the stacked parameters and
+    of the gradient buffer, which :meth:`__call__` overwrites.
+    """
+
+    def __init__(
+        self,
+        layers: list[tuple[str, nn.Module]],
+        params: dict[str, torch.Tensor],
+        grads: dict[str, torch.Tensor],
+        in_shape: tuple[int, ...],
+        batch_size: int,
+    ):
+        B = batch_size
+        self.layers: list[_Dense | _Conv] = []
+        length = in_shape[-1]
+        for i, (name, module) in enumerate(layers):
+            w, b = params[f"{name}.weight"], params[f"{name}.bias"]
+            gw, gb = grads[f"{name}.weight"], grads[f"{name}.bias"]
+            last = i == len(layers) - 1
+            if isinstance(module, nn.Conv1d):
+                layer = _Conv(w, b, gw, gb, module, B, length, first=i == 0)
+                length = layer.L_out
+            else:
+                layer = _Dense(w, b, gw, gb, B, first=i == 0, relu=not last)
+            self.layers.append(layer)
+        K = self.layers[0].w.shape[0]
+        self.logits = self.layers[-1].w.new_empty(K, B, self.layers[-1].w.shape[1])
+        for prev, nxt in zip(self.layers, self.layers[1:], strict=False):
+            if isinstance(prev, _Conv) and isinstance(nxt, _Dense):
+                # flatten: the classifier's features are in (channel, position) order
+                C, L = prev.O, prev.L_out
+                prev.wire(nxt.input, lambda t, C=C, L=L: t.view(K, B, C, L).transpose(2, 3))
+            else:
+                prev.wire(nxt.input, _same)
+        self.layers[-1].wire(self.logits, _same)
+        self.losses = self.logits.new_empty(K)
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-member mean cross-entropy ``[K]`` of ``x`` ``[K, B, ...]``; fills the gradients."""
+        K, B = y.shape
+        first = self.layers[0]
+        if isinstance(first, _Conv):
+            first.input.copy_(x.transpose(-1, -2))  # [K, B, C, L] -> channels-last
+        first.forward(x.reshape(K, B, -1))
+        for layer in self.layers[1:]:
+            layer.forward(None)  # reads its input buffer, written by the layer before
+        log_p = torch.log_softmax(self.logits, dim=-1)
+        picked = log_p.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+        torch.mean(picked, 1, out=self.losses).neg_()
+        # d(sum of the members' mean losses) / d logits = (softmax - onehot) / B.
+        g = torch.exp(log_p, out=log_p)
+        g.scatter_add_(-1, y.unsqueeze(-1), g.new_full((K, B, 1), -1.0))
+        g.div_(B)
+        for i in range(len(self.layers) - 1, -1, -1):
+            g = self.layers[i].backward(g)
+            if g is not None:
+                g = self.layers[i - 1].to_dest(g)
+        return self.losses
