@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -88,3 +90,22 @@ def test_other_families_have_no_hand_step(name, in_shape):
     states = member_states(model, in_shape, 2, 3)
     stacked = StackedModel(model, states, [None, None], in_shape, 3, torch.device("cpu"), F64)
     assert stacked.hand_step(4) is None
+
+
+@pytest.mark.parametrize(("name", "in_shape"), [("mlp", (1, 12)), ("cnn1d", (2, 21))])
+def test_accuracy_through_the_hand_forward_equals_the_module_forward(name, in_shape):
+    model, n_classes, K = ModelConfig(name), 5, 3
+    states = member_states(model, in_shape, K, n_classes)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(23, *in_shape, generator=g, dtype=F64)  # 23 = 2 batches of 8 + 7
+    cpu = torch.device("cpu")
+    plain = StackedModel(model, states, [None] * K, in_shape, n_classes, cpu, F64)
+    hand = StackedModel(model, states, [None] * K, in_shape, n_classes, cpu, F64)
+    hand.hand_step(8)
+    with torch.no_grad():
+        logits = plain.forward(x, shared=True)  # [K, 23, n_classes]
+    y = logits.argmax(-1)[0]  # member 0 is right everywhere, the others partly
+    want = plain.accuracy(x, y, nullcontext)
+    got = hand.accuracy(x, y, nullcontext)
+    assert want[0] == 1.0 and 0 < want[1:].min() < 1
+    assert torch.equal(got, want)

@@ -193,17 +193,32 @@ class HandStep:
                 prev.wire(nxt.input, _same)
         self.layers[-1].wire(self.logits, _same)
         self.losses = self.logits.new_empty(K)
+        self.batch_size = B
 
     @torch.no_grad()
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-member mean cross-entropy ``[K]`` of ``x`` ``[K, B, ...]``; fills the gradients."""
-        K, B = y.shape
+    def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
+        """Logits ``[K, B, n_classes]`` (a buffer overwritten by the next call).
+
+        ``x`` is ``[K, B, ...]``, or ``[B, ...]`` for one batch seen by every member
+        (``shared``). Training mode equals eval mode for these models (no BatchNorm or
+        dropout), and the gradient buffer is not touched.
+        """
         first = self.layers[0]
+        K, B = self.logits.shape[:2]
+        if shared:
+            x = x.unsqueeze(0).expand(K, *x.shape)
         if isinstance(first, _Conv):
             first.input.copy_(x.transpose(-1, -2))  # [K, B, C, L] -> channels-last
         first.forward(x.reshape(K, B, -1))
         for layer in self.layers[1:]:
             layer.forward(None)  # reads its input buffer, written by the layer before
+        return self.logits
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-member mean cross-entropy ``[K]`` of ``x`` ``[K, B, ...]``; fills the gradients."""
+        K, B = y.shape
+        self.forward(x)
         log_p = torch.log_softmax(self.logits, dim=-1)
         picked = log_p.gather(-1, y.unsqueeze(-1)).squeeze(-1)
         torch.mean(picked, 1, out=self.losses).neg_()

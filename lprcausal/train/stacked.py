@@ -61,6 +61,7 @@ class StackedModel:
             prepare_template(self.template)
         self.param_names = [n for n, _ in self.template.named_parameters()]
         self.buffer_names = [n for n, _ in self.template.named_buffers()]
+        self._hand: HandStep | None = None  # set by hand_step(); also used for accuracy
         meta = dict(self.template.named_parameters())
         self.shapes = [tuple(meta[n].shape) for n in self.param_names]
         self.sizes = [meta[n].numel() for n in self.param_names]
@@ -150,7 +151,8 @@ class StackedModel:
         if layers is None:
             return None
         params, grads = self._stacked_views(self.flat), self._stacked_views(self.grad)
-        return HandStep(layers, params, grads, self.in_shape, batch_size)
+        self._hand = HandStep(layers, params, grads, self.in_shape, batch_size)
+        return self._hand
 
     def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
         """Logits ``[K, B, n_classes]``; ``x`` is ``[K, B, ...]``, or ``[B, ...]`` if ``shared``."""
@@ -191,8 +193,18 @@ class StackedModel:
         """Accuracy of every member on ``(x, y)`` in eval mode, as a float64 ``[K]`` CPU tensor."""
         if len(y) == 0:
             return torch.full((self.K,), float("nan"), dtype=torch.float64)
-        self.template.eval()
         correct = torch.zeros(self.K, device=x.device, dtype=torch.int64)
+        if self._hand is not None:
+            # The hand-written forward, in chunks of its batch size (the last one padded).
+            B = self._hand.batch_size
+            for i in range(0, len(y), B):
+                xc, yc = x[i : i + B], y[i : i + B]
+                if len(yc) < B:
+                    xc = torch.cat([xc, xc.new_zeros(B - len(yc), *xc.shape[1:])])
+                out = self._hand.forward(xc, shared=True)[:, : len(yc)]
+                correct += (out.argmax(-1) == yc).sum(-1)
+            return (correct.double() / len(y)).cpu()
+        self.template.eval()
         try:
             for i in range(0, len(y), EVAL_CHUNK):
                 with autocast():
