@@ -9,11 +9,12 @@ written out directly. Per layer and step:
   gradient buffer), one ``sum`` for the bias and one ``bmm`` for the input gradient,
   with the ReLU mask applied in place.
 * Conv1d (zero padding, no groups or dilation): the input lives channels-last inside a
-  zero-padded buffer; im2col is one strided copy of its windows, then one ``bmm``
-  ``[K, B * L_out, C * k] @ [K, C * k, O]``. The ReLU writes straight into the next
-  layer's input buffer (the next padded buffer, or the classifier's features in
-  ``flatten`` order). Backward: the weight gradient is one ``bmm`` against the saved
-  windows; the input gradient one ``bmm`` plus ``k`` strided adds (col2im).
+  zero-padded buffer; im2col is one strided copy of its windows (taps-major, whole
+  channel vectors), then one ``bmm`` ``[K, B * L_out, k * C] @ [K, k * C, O]``. The
+  ReLU writes straight into the next layer's input buffer (the next padded buffer, or
+  the classifier's channels-last features, whose weight columns are reordered to match
+  the stock ``flatten``). Backward: the weight gradient is one ``bmm`` against the
+  saved windows; the input gradient one ``bmm`` plus ``k`` strided adds (col2im).
 
 Every buffer is allocated once per group, so a step allocates nothing of the
 activations' size. On the CPU that matters: the autograd path allocates K x B x width
@@ -27,8 +28,6 @@ the loss and every gradient against autograd on the stock module in float64).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -65,23 +64,60 @@ def _plain_conv1d(m: nn.Module) -> bool:
     )
 
 
-class _Dense:
-    """A linear layer: reads ``[K, B, in]``, writes ``dest`` ``[K, B, out]`` (contiguous)."""
+class _Relaid:
+    """A weight used in a column order other than the stored one.
 
-    def __init__(self, w, b, gw, gb, B: int, first: bool, relu: bool):
-        self.w, self.b, self.gw, self.gb, self.relu = w, b, gw, gb, relu
+    Stored ``[K, O, b, a]``; the GEMMs use ``[K, O, a * b]`` with columns in ``(a, b)``
+    order (a 1D conv's taps-major windows, or channels-last features). The used copy is
+    refreshed from the stored weight before each forward, and the gradient computed in
+    the used order is copied back into the stored gradient slot: copies of the weight's
+    size, which is small next to the activations.
+    """
+
+    def __init__(self, w: torch.Tensor, gw: torch.Tensor, a: int, b: int):
+        K, n_out = w.shape[:2]
+        self.a, self.b = a, b
+        self.w4, self.gw4 = w.view(K, n_out, b, a), gw.view(K, n_out, b, a)
+        self.w = w.new_empty(K, n_out, a * b)
+        self.gw = torch.empty_like(self.w)
+
+    def stored(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` ``[K, O, a * b]`` (used order; any strides) as a ``[K, O, b, a]`` view."""
+        return t.unflatten(2, (self.a, self.b)).transpose(2, 3)
+
+    def refresh(self) -> None:
+        self.stored(self.w).copy_(self.w4)
+
+    def store_grad(self, t: torch.Tensor) -> None:
+        self.gw4.copy_(self.stored(t))
+
+
+class _Dense:
+    """A linear layer: reads ``[K, B, in]``, writes ``dest`` ``[K, B, out]`` (contiguous).
+
+    ``features``: ``(C, L)`` when the input is a conv's channels-last output, whose
+    features the stock ``flatten`` orders ``(C, L)``: the weight's columns are used in
+    ``(L, C)`` order instead (see :class:`_Relaid`).
+    """
+
+    def __init__(self, w, b, gw, gb, B: int, first: bool, relu: bool, features=None):
+        self.b, self.gb, self.relu = b, gb, relu
+        self.relaid = None if features is None else _Relaid(w, gw, features[1], features[0])
+        self.w = w if self.relaid is None else self.relaid.w
+        self.gw = gw if self.relaid is None else self.relaid.gw
         K, _, n_in = w.shape
         # The first layer reads the batch itself; later ones their own input buffer.
         self.input = None if first else w.new_empty(K, B, n_in)
         self.grad_input = None if first else torch.empty_like(self.input)
         self.dest: torch.Tensor | None = None  # set by wire(): the next layer's input
-        self.to_dest: Callable = _same
 
-    def wire(self, dest_storage: torch.Tensor, to_dest: Callable) -> None:
-        self.dest, self.to_dest = to_dest(dest_storage), to_dest
-        assert self.dest.is_contiguous()
+    def wire(self, dest: torch.Tensor) -> None:
+        assert dest.is_contiguous()
+        self.dest = dest
 
     def forward(self, x: torch.Tensor | None) -> None:
+        if self.relaid is not None:
+            self.relaid.refresh()
         self.x = self.input if x is None else x
         torch.bmm(self.x, self.w.transpose(1, 2), out=self.dest)
         self.dest.add_(self.b.unsqueeze(1))
@@ -93,64 +129,78 @@ class _Dense:
         if self.relu:
             _relu_backward(g, self.dest, 0.0, grad_input=g)
         torch.bmm(g.transpose(1, 2), self.x, out=self.gw)
+        if self.relaid is not None:
+            self.relaid.store_grad(self.gw)
         torch.sum(g, 1, out=self.gb)
         if self.grad_input is None:
             return None
         return torch.bmm(g, self.w, out=self.grad_input)
 
 
-def _same(t: torch.Tensor) -> torch.Tensor:
-    return t
+# Below this many columns (C * k), the weight gradient of a conv is formed transposed:
+# MKL runs [C * k, B * L] @ [B * L, O] several times faster than [O, B * L] @ [B * L, C * k]
+# when C * k is tiny (the first conv of a 1-channel signal).
+_NARROW = 16
 
 
 class _Conv:
-    """A Conv1d + ReLU layer: input channels-last ``[K, B, L, C]`` inside a padded buffer."""
+    """A Conv1d + ReLU layer: input channels-last ``[K, B, L, C]`` inside a padded buffer.
+
+    im2col windows are laid out taps-major (``[k, C]`` per output position, C
+    contiguous), so both the window copy and col2im move whole channel vectors.
+    """
 
     def __init__(self, w, b, gw, gb, module: nn.Conv1d, B: int, length: int, first: bool):
         K, n_out, C, k = w.shape
         s, p = module.stride[0], module.padding[0]
         self.k, self.s, self.p, self.C, self.O = k, s, p, C, n_out
-        self.w = w.view(K, n_out, C * k)
-        self.b, self.gw, self.gb = b, gw.view(K, n_out, C * k), gb
+        self.relaid = _Relaid(w, gw, k, C)
+        self.b, self.gb = b, gb
         self.L_out = (length + 2 * p - k) // s + 1
         self.padded = w.new_zeros(K, B, length + 2 * p, C)
         self.input = self.padded[:, :, p : p + length]
-        self.cols = w.new_empty(K, B * self.L_out, C * k)
+        self.cols = w.new_empty(K, B * self.L_out, k * C)
         self.z = w.new_empty(K, B * self.L_out, n_out)
+        self.gw_t = w.new_empty(K, k * C, n_out) if k * C < _NARROW else None
         self.first = first
         if not first:
             self.grad_padded = torch.zeros_like(self.padded)
             self.grad_cols = torch.empty_like(self.cols)
         self.dest: torch.Tensor | None = None
-        self.to_dest: Callable = _same
         self.shape = (K, B, self.L_out, n_out)
 
-    def wire(self, dest_storage: torch.Tensor, to_dest: Callable) -> None:
-        self.dest, self.to_dest = to_dest(dest_storage), to_dest
+    def wire(self, dest: torch.Tensor) -> None:
+        self.dest = dest
 
     def forward(self, _x: torch.Tensor | None) -> None:
         K, B = self.padded.shape[:2]
+        self.relaid.refresh()
         windows = self.padded.unfold(2, self.k, self.s)  # [K, B, L_out, C, k]
-        self.cols.view(K, B, self.L_out, self.C, self.k).copy_(windows)
-        torch.bmm(self.cols, self.w.transpose(1, 2), out=self.z)
+        self.cols.view(K, B, self.L_out, self.k, self.C).copy_(windows.transpose(-1, -2))
+        torch.bmm(self.cols, self.relaid.w.transpose(1, 2), out=self.z)
         self.z.add_(self.b.unsqueeze(1))
         torch.clamp_min(self.z.view(self.shape), 0, out=self.dest)
 
     def backward(self, g: torch.Tensor) -> torch.Tensor | None:
         gz = self.z  # the pre-activations are no longer needed: reuse their buffer
         _relu_backward(g, self.dest, 0.0, grad_input=gz.view(self.shape))
-        torch.bmm(gz.transpose(1, 2), self.cols, out=self.gw)
+        if self.gw_t is not None:
+            torch.bmm(self.cols.transpose(1, 2), gz, out=self.gw_t)
+            self.relaid.store_grad(self.gw_t.transpose(1, 2))
+        else:
+            torch.bmm(gz.transpose(1, 2), self.cols, out=self.relaid.gw)
+            self.relaid.store_grad(self.relaid.gw)
         torch.sum(gz, 1, out=self.gb)
         if self.first:
             return None
-        torch.bmm(gz, self.w, out=self.grad_cols)
+        torch.bmm(gz, self.relaid.w, out=self.grad_cols)
         K, B = self.padded.shape[:2]
-        taps = self.grad_cols.view(K, B, self.L_out, self.C, self.k)
+        taps = self.grad_cols.view(K, B, self.L_out, self.k, self.C)
         gp = self.grad_padded
         gp.zero_()
         span = self.s * (self.L_out - 1) + 1
         for j in range(self.k):  # output l read padded position l * s + j
-            gp[:, :, j : j + span : self.s].add_(taps[..., j])
+            gp[:, :, j : j + span : self.s].add_(taps[:, :, :, j])
         return gp[:, :, self.p : self.p + self.input.shape[2]]
 
 
@@ -180,18 +230,17 @@ class HandStep:
                 layer = _Conv(w, b, gw, gb, module, B, length, first=i == 0)
                 length = layer.L_out
             else:
-                layer = _Dense(w, b, gw, gb, B, first=i == 0, relu=not last)
+                prev = self.layers[-1] if self.layers else None
+                features = (prev.O, prev.L_out) if isinstance(prev, _Conv) else None
+                layer = _Dense(w, b, gw, gb, B, first=i == 0, relu=not last, features=features)
             self.layers.append(layer)
-        K = self.layers[0].w.shape[0]
-        self.logits = self.layers[-1].w.new_empty(K, B, self.layers[-1].w.shape[1])
+        fc = params[f"{layers[-1][0]}.weight"]
+        K = fc.shape[0]
+        self.logits = fc.new_empty(K, B, fc.shape[1])
         for prev, nxt in zip(self.layers, self.layers[1:], strict=False):
-            if isinstance(prev, _Conv) and isinstance(nxt, _Dense):
-                # flatten: the classifier's features are in (channel, position) order
-                C, L = prev.O, prev.L_out
-                prev.wire(nxt.input, lambda t, C=C, L=L: t.view(K, B, C, L).transpose(2, 3))
-            else:
-                prev.wire(nxt.input, _same)
-        self.layers[-1].wire(self.logits, _same)
+            # A conv feeding the classifier writes channels-last features, [K, B, L, C].
+            prev.wire(nxt.input.view(prev.shape) if isinstance(prev, _Conv) else nxt.input)
+        self.layers[-1].wire(self.logits)
         self.losses = self.logits.new_empty(K)
         self.batch_size = B
 
@@ -228,6 +277,6 @@ class HandStep:
         g.div_(B)
         for i in range(len(self.layers) - 1, -1, -1):
             g = self.layers[i].backward(g)
-            if g is not None:
-                g = self.layers[i - 1].to_dest(g)
+            if g is not None and isinstance(self.layers[i - 1], _Conv):
+                g = g.view(self.layers[i - 1].shape)
         return self.losses
