@@ -21,6 +21,7 @@ from lprcausal.errors import LprError
 from lprcausal.models import build_model, prunable_names
 from lprcausal.pruning import global_magnitude_masks
 from lprcausal.train import EngineOptions, TrainJob, evaluate_states, train_many
+from lprcausal.train.engine import _train_group
 
 F64 = EngineOptions(device="cpu", dtype=torch.float64, progress=False, fuse=True)
 
@@ -302,6 +303,16 @@ def test_incompatible_runs_train_in_separate_groups_and_max_members_chunks():
     results = train_many(jobs, data, EngineOptions(device="cpu", progress=False, max_members=2))
     assert [r.group_size for r in results] == [2, 1, 2, 1, 1]
     assert [r.steps for r in results] == [STEPS, STEPS, STEPS, 8, STEPS]
+
+
+def test_fusing_runs_of_different_architectures_is_refused_not_split():
+    data = synthetic((1, 20))
+    small, large = ModelConfig("mlp", (16, 12)), ModelConfig("mlp", (16, 13))
+    jobs = [
+        TrainJob(m, train(), init_state(m, data, 0), data_seed=1) for m in (small, large)
+    ]
+    with pytest.raises(ValueError, match=r"must share architecture.*widths=\(16, 12\)"):
+        _train_group(jobs, data, torch.device("cpu"), F64)
 
 
 def test_auto_fusion_on_the_cpu_skips_models_with_2d_convolutions():

@@ -6,6 +6,11 @@ fusion, see :mod:`lprcausal.train.stacked`). Every member has its own
 initialization, data order, learning rate and schedule, weight decay, momentum and
 mask, so a member trains as it would alone (to float rounding). K = 1 is the
 ordinary single-run case: there is no second training loop.
+
+Each step computes the members' losses and gradients either by autograd through the
+stacked model, or, for the ReLU chains with a hand-written step (MLPs, 1D CNNs; see
+:mod:`lprcausal.train.hand_step`), by explicit backpropagation into buffers allocated
+once; then one fused optimizer update (:mod:`lprcausal.train.optim`).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ class EngineOptions:
     ``dtype``: parameter dtype (``torch.float64`` for equivalence checks).
     ``compile``: ``torch.compile`` the forward + loss of each group (off by default:
     compiling costs tens of seconds per group shape and pays off only for long runs).
+    Compilation and bf16 use the autograd path, also for models with a hand step.
     """
 
     device: str | torch.device | None = None
@@ -193,6 +199,14 @@ def _loss_function(model: StackedModel, options: EngineOptions) -> Callable:
 
 
 def _train_group(jobs: list[TrainJob], data: Dataset, device, options: EngineOptions):
+    keys = {group_key(job, data.n_train) for job in jobs}
+    if len(keys) > 1:
+        # train_many only fuses runs with equal keys: reaching this is a programming error.
+        raise ValueError(
+            "Runs fused into one group must share architecture, batch size, number of "
+            "steps, optimizer family and augmentation; got "
+            + " vs ".join(sorted(repr(k) for k in keys))
+        )
     t0 = time.perf_counter()
     model = StackedModel(
         jobs[0].model,
