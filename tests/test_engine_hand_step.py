@@ -109,3 +109,20 @@ def test_accuracy_through_the_hand_forward_equals_the_module_forward(name, in_sh
     got = hand.accuracy(x, y, nullcontext)
     assert want[0] == 1.0 and 0 < want[1:].min() < 1
     assert torch.equal(got, want)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["mlp", "cnn1d"])
+def test_hand_step_on_cuda_equals_the_cpu(name):
+    in_shape, K, B, n_classes = (1, 40), 3, 16, 10
+    model = ModelConfig(name)
+    states = member_states(model, in_shape, K, n_classes)
+    x = torch.randn(K, B, *in_shape, dtype=F64)
+    y = torch.randint(0, n_classes, (K, B))
+    out = {}
+    for dev in ("cpu", "cuda"):
+        stacked = StackedModel(model, states, [None] * K, in_shape, n_classes, torch.device(dev), F64)
+        losses = stacked.hand_step(B)(x.to(dev), y.to(dev))
+        out[dev] = (losses.cpu(), stacked.grad.cpu())
+    torch.testing.assert_close(out["cuda"][0], out["cpu"][0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(out["cuda"][1], out["cpu"][1], rtol=0, atol=1e-12)
