@@ -23,6 +23,7 @@ from lprcausal.config import spec_hash
 from lprcausal.errors import LprError
 from lprcausal.pipeline import EvalRun, FindRun
 from lprcausal.results_io import load_dataset, save_dataset
+from lprcausal.stats.decoupling import decoupled_design
 from lprcausal.store import RunStore
 from lprcausal.study import Study
 from lprcausal.study.collect import collect
@@ -169,6 +170,23 @@ def test_results_carry_spec_and_provenance(done):
     assert len(record["runs"]["find"]) == 4 and record["runs"]["find"][0]["id"] in (
         study.graph.finds
     )
+
+
+def test_declared_reference_arms_reach_the_statistics(done, tmp_path):
+    study, _ = done
+    # Without [stats], no H_find has the fixed H_eval's lr (0.05): stats must guess.
+    guessed = decoupled_design(load_dataset(study.results_dir / "decoupled.nc"))
+    assert any("no reference H_find declared" in w for w in guessed.warnings)
+    spec = spec_dict(stats={"reference_h_find": "lr=0.1", "reference_h_eval": "lr=0.05"})
+    declared = Study(spec, store=study.ctx.store.root, results=tmp_path, engine=QUIET)
+    assert declared.run().trained == 0  # [stats] changes no run
+    ds = load_dataset(declared.results_dir / "decoupled.nc")
+    assert ds.attrs["reference_h_find"] == "lr=0.1"
+    assert ds.attrs["reference_h_eval"] == "lr=0.05"
+    design = decoupled_design(ds)
+    assert design.reference == {"lr=0.05": "lr=0.1"}
+    assert design.lpr_reference == "lr=0.1"
+    assert design.warnings == ()
 
 
 def test_transplant_dataset_has_a_pair_dimension(done):

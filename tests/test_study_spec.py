@@ -135,6 +135,13 @@ def test_reference_pairs_it_with_every_other_label():
     assert spec.transplant.pairs == (("lr=0.1", "lr=0.01"), ("lr=0.1", "lr=1.0"))
 
 
+def test_stats_table_declares_the_reference_arms():
+    spec = parse_spec(spec_dict(stats={"reference_h_find": "lr=0.1", "reference_h_eval": "lr=0.05"}))
+    assert (spec.reference_h_find, spec.reference_h_eval) == ("lr=0.1", "lr=0.05")
+    plain = parse_spec(spec_dict())
+    assert (plain.reference_h_find, plain.reference_h_eval) == (None, None)
+
+
 def test_transplant_uses_the_single_fixed_h_eval_and_all_target_sparsities():
     tp = parse_spec(spec_dict()).transplant
     assert (tp.h_eval, tp.sparsities, tp.alphas) == ("lr=0.05", (0.5, 0.8), (0.0, 1.0))
@@ -199,6 +206,18 @@ BAD = {
         ["transplant.controls[0] = 'shufle'", "shuffle"],
     ),
     "no_h_eval": ({"eval": {"coupled": False}, "transplant": None}, ["[eval] defines no H_eval"]),
+    "unknown_stats_key": (
+        {"stats": {"reference": "lr=0.1"}},
+        ["stats.reference", "reference_h_find, reference_h_eval"],
+    ),
+    "stats_reference_not_a_label": (
+        {"stats": {"reference_h_find": "lr=0.3"}},
+        ["stats.reference_h_find = 'lr=0.3'", "Did you mean 'lr=0.03'?", "'lr=0.1'"],
+    ),
+    "stats_reference_eval_is_coupled": (
+        {"stats": {"reference_h_eval": "coupled"}},
+        ["stats.reference_h_eval = 'coupled'", "a fixed H_eval", "'lr=0.05'"],
+    ),
     "bad_seeds": ({"study": {"seeds": 0}}, ["study.seeds = 0", "replicates"]),
     "missing_find_table": ({"find": None}, ["[find] is missing"]),
     "unknown_eval_mode": (

@@ -66,7 +66,8 @@ def decoupled_design(ds: xr.Dataset) -> DecoupledDesign:
 
     Two H are "the same" when their full configs (``h_find_config`` /
     ``h_eval_config`` coords) are equal, or, without those coords, their labels are.
-    Reference H_eval: attr ``reference_h_eval``, else the only fixed H_eval, else
+    Reference H_eval: attr ``reference_h_eval`` (a study's ``[stats]`` table writes
+    it), else the only fixed H_eval, else
     every fixed H_eval is a decoupled arm of its own. Reference H_find (per eval arm):
     attr ``reference_h_find``, else the H_find with the same H as that H_eval (the
     usual coupled practice), else the first H_find (with a warning). Coupled arm of

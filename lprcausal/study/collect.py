@@ -223,6 +223,11 @@ def decoupled_dataset(graph: JobGraph, reader: RunReader, attrs: dict) -> xr.Dat
         "n_diverged_find": int(find_div.sum()),
         "eval_mode": spec.mode,
     }
+    # Declared in [stats]: the statistics then compare against these arms, no inference.
+    if spec.reference_h_find is not None:
+        ds.attrs["reference_h_find"] = spec.reference_h_find
+    if spec.reference_h_eval is not None:
+        ds.attrs["reference_h_eval"] = spec.reference_h_eval
     return ds
 
 

@@ -39,11 +39,12 @@ COUPLED = "coupled"
 TRAIN_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig))
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
-TOP_KEYS = ("study", "data", "model", "prune", "find", "eval", "transplant")
+TOP_KEYS = ("study", "data", "model", "prune", "find", "eval", "transplant", "stats")
 STUDY_KEYS = ("name", "title", "description", "seeds")
 FIND_KEYS = (*TRAIN_FIELDS, "grid", "points")
 EVAL_KEYS = ("mode", "coupled", "train", "label", "grid", "points")
 TRANSPLANT_KEYS = ("pairs", "reference", "h_eval", "sparsities", "alphas", "controls")
+STATS_KEYS = ("reference_h_find", "reference_h_eval")
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,9 @@ class StudySpec:
     transplant: TransplantPart | None
     raw: dict
     source: str
+    # [stats]: the arms the decoupling tests compare against (None: stats infers them)
+    reference_h_find: str | None = None
+    reference_h_eval: str | None = None
 
     @property
     def sparsities(self) -> tuple[float, ...]:
@@ -173,6 +177,7 @@ def _parse(raw: Any, source: str, default_name: str) -> StudySpec:
     transplant = None
     if "transplant" in table:
         transplant = _transplant(_table(table["transplant"], "transplant"), h_find, h_eval, prune)
+    ref_find, ref_eval = _references(_table(table.get("stats", {}), "stats"), h_find, h_eval)
     return StudySpec(
         name=name,
         title=title,
@@ -187,7 +192,26 @@ def _parse(raw: Any, source: str, default_name: str) -> StudySpec:
         transplant=transplant,
         raw=raw,
         source=source,
+        reference_h_find=ref_find,
+        reference_h_eval=ref_eval,
     )
+
+
+def _references(
+    stats: dict, h_find: tuple[HPoint, ...], h_eval: tuple[HPoint, ...]
+) -> tuple[str | None, str | None]:
+    """``[stats]``: the reference H_find and the reference (fixed) H_eval, by label."""
+    _check_keys(stats, STATS_KEYS, "stats")
+    ref_find = ref_eval = None
+    if "reference_h_find" in stats:
+        labels = [p.label for p in h_find]
+        ref_find = _label(stats["reference_h_find"], labels, "stats.reference_h_find", "an H_find")
+    if "reference_h_eval" in stats:
+        fixed = [p.label for p in h_eval if not p.coupled]
+        ref_eval = _label(
+            stats["reference_h_eval"], fixed, "stats.reference_h_eval", "a fixed H_eval"
+        )
+    return ref_find, ref_eval
 
 
 def _table(value: Any, where: str) -> dict:
