@@ -4,6 +4,7 @@ Dask (LocalCluster and an unreachable scheduler) and the command line."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import socket
@@ -235,6 +236,10 @@ def test_diverged_find_runs_are_recorded_and_their_evals_are_nan(tmp_path):
     assert np.isfinite(ds.acc.sel(h_find="lr=0.1")).all()
     assert ds.attrs["n_diverged_find"] == 2
     assert summary.diverged == 2 and summary.skipped == 2 * 2 * 2  # 2 h_eval x 2 s x 2 seeds
+    for run_id in bad.find_run.values.ravel():  # the stored metrics say NaN too
+        metrics = FindRun(RunStore(tmp_path / "store"), str(run_id)).metrics
+        assert all(math.isnan(v) for v in metrics["pruned_acc"].values())
+        assert all(math.isnan(v) for v in metrics["find_acc"].values())
 
 
 # ---------------------------------------------------------------------------- robustness

@@ -13,6 +13,7 @@ Runs of one call are trained together, round by round, so the engine can fuse th
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -202,7 +203,11 @@ def _write(ctx: Context, p: _Pending) -> None:
     metrics = {
         "levels": p.levels,
         "find_acc": {level_key(s): p.find_acc[s] for s in p.levels},
-        "pruned_acc": {level_key(s): a for s, a in zip(p.levels, pruned_acc, strict=True)},
+        # weights that diverged give no meaningful accuracy, pruned or not
+        "pruned_acc": {
+            level_key(s): a if math.isfinite(p.find_acc[s]) else math.nan
+            for s, a in zip(p.levels, pruned_acc, strict=True)
+        },
         "lpr": {level_key(s): layerwise_ratios(p.masks[s]) for s in p.levels},
         "dense_test_acc": p.rounds[0]["test_acc"],
         "rounds": p.rounds,
