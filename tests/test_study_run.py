@@ -405,7 +405,14 @@ def test_structured_study_reports_unit_lpr(tmp_path):
     hidden = ds.unit_lpr.sel(layer="hidden.0.weight")
     np.testing.assert_array_equal(hidden.sel(sparsity=0.5), 4 / 8)
     np.testing.assert_array_equal(hidden.sel(sparsity=0.8), 6 / 8)
+    # compacted: 40 inputs -> h kept neurons -> 10 classes, against 40 -> 8 -> 10 (418)
+    for s, h in ((0.5, 4), (0.8, 2)):
+        want = (40 * h + h + h * 10 + 10) / 418
+        np.testing.assert_allclose(ds.params_kept.sel(sparsity=s), want, rtol=1e-12)
+    assert ((ds.flops_kept > 0) & (ds.flops_kept < 1)).all()
+    assert (ds.flops_kept.sel(sparsity=0.8) < ds.flops_kept.sel(sparsity=0.5)).all()
 
 
 def test_unstructured_study_has_no_unit_lpr(done):
-    assert "unit_lpr" not in done[0].results()["decoupled"]
+    ds = done[0].results()["decoupled"]
+    assert not {"unit_lpr", "params_kept", "flops_kept"} & set(ds.data_vars)

@@ -3,7 +3,8 @@
 ``decoupled``: ``acc(h_find, h_eval, seed, sparsity)`` (eval test accuracy, final
 epoch), ``val_acc`` (final-epoch validation accuracy), ``diverged`` and run ids;
 ``find_acc`` / ``pruned_acc(h_find, seed, sparsity)``; ``lpr(h_find, seed, sparsity,
-layer)``; ``n_params(layer)``. Hyperparameters that vary are coordinates along
+layer)``; ``n_params(layer)``; for structured pruning also ``unit_lpr`` and the
+compacted network's ``params_kept`` / ``flops_kept(h_find, seed, sparsity)``. Hyperparameters that vary are coordinates along
 ``h_find`` (``lr(h_find)``) and ``h_eval`` (``eval_lr(h_eval)``; NaN or empty for the
 ``coupled`` arm, whose H_eval is the row's H_find); the full H of every label is a
 JSON string coordinate.
@@ -121,6 +122,10 @@ def collect(
 
 
 # ---------------------------------------------------------------------------- decoupled
+# Structured runs: the compacted network's share of the dense one (compaction_summary).
+COMPACT_KEPT = {"params_kept": "parameters", "flops_kept": "forward FLOPs"}
+
+
 def decoupled_dataset(graph: JobGraph, reader: RunReader, attrs: dict) -> xr.Dataset:
     spec = graph.spec
     hf, he = [p.label for p in spec.h_find], [p.label for p in spec.h_eval]
@@ -136,6 +141,7 @@ def decoupled_dataset(graph: JobGraph, reader: RunReader, attrs: dict) -> xr.Dat
     layers = _layers(graph, reader)
     lpr = np.full((*find_acc.shape, len(layers)), np.nan)
     unit_lpr = np.full(lpr.shape, np.nan)  # structured pruning: fraction of units removed
+    kept = {k: np.full(find_acc.shape, np.nan) for k in COMPACT_KEPT}  # and its compaction
     structured = False
     for i, f in enumerate(hf):
         for j, seed in enumerate(seeds):
@@ -154,6 +160,9 @@ def decoupled_dataset(graph: JobGraph, reader: RunReader, attrs: dict) -> xr.Dat
                     structured = True
                     units = run.metrics["unit_lpr"][key]
                     unit_lpr[i, j, k] = [units[name] for name, _n in layers]
+                for name in COMPACT_KEPT:
+                    if "compact" in run.metrics:
+                        kept[name][i, j, k] = run.metrics["compact"][key][name]
     # the eval runs of a diverged find run count as diverged cells too
     diverged = evals["diverged"] | find_div[:, None, :, None]
     ds = xr.Dataset(
@@ -205,6 +214,16 @@ def decoupled_dataset(graph: JobGraph, reader: RunReader, attrs: dict) -> xr.Dat
     )
     ds["layer"].attrs = {"long_name": "prunable parameter name"}
     if structured:
+        for name, what in COMPACT_KEPT.items():
+            ds[name] = (
+                ("h_find", "seed", "sparsity"),
+                kept[name],
+                {
+                    "long_name": f"fraction of the network's {what} kept by the compacted "
+                    "(physically smaller) network",
+                    "units": "1",
+                },
+            )
         ds["unit_lpr"] = (
             ("h_find", "seed", "sparsity", "layer"),
             unit_lpr,
