@@ -234,8 +234,8 @@ def _train_group(jobs: list[TrainJob], data: Dataset, device, options: EngineOpt
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
 
     loss_fn = _loss_function(model, options)
-    # MLPs train by a hand-written step (same math, no per-step allocations); autocast and
-    # torch.compile need the autograd path.
+    # MLPs and 1D CNNs train by a hand-written step (same math, no per-step allocations);
+    # autocast and torch.compile need the autograd path.
     hand = None
     if options.precision == "fp32" and not options.compile:
         hand = model.hand_step(configs[0].batch_size)
