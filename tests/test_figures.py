@@ -262,6 +262,23 @@ def test_heatmap_writes_mean_differences_to_coupled_and_stars_significant_cells(
     assert len(acc_ax.texts) == 6 and "Benjamini-Hochberg" in fig.get_suptitle()
 
 
+def test_heatmap_values_fit_their_cells_and_drop_decimals_when_crowded():
+    evals = ("coupled", *(f"lr={v}" for v in (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)))
+    crowded = heatmap(decoupled(evals=evals), None, sparsity=0.5)
+    roomy = heatmap(decoupled(), None, sparsity=0.5)
+    for fig in (crowded, roomy):
+        fig.draw_without_rendering()
+        renderer = fig.canvas.get_renderer()
+        for axis in fig.axes:
+            cell = axis.get_window_extent(renderer).width / len(axis.get_xticks())
+            for t in axis.texts:
+                assert t.get_window_extent(renderer).width < cell, t.get_text()
+    # 8 columns in half a column width: whole points; 2 columns: one decimal
+    assert all("." not in t.get_text() for ax in crowded.axes for t in ax.texts)
+    assert all("." in t.get_text() for ax in roomy.axes for t in ax.texts)
+    assert "-0" not in [t.get_text() for ax in crowded.axes for t in ax.texts]
+
+
 def test_heatmap_without_stats_marks_no_cell():
     fig = heatmap(decoupled(), None, sparsity=0.9)
     assert not any("*" in t.get_text() for ax in fig.axes for t in ax.texts)

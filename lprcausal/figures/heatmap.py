@@ -28,6 +28,8 @@ from lprcausal.figures.style import (
     label_of,
     look,
     panels,
+    root_figure,
+    text_width,
     wrap,
     wrap_to,
 )
@@ -99,18 +101,24 @@ def heatmap(
             else 0.0,
             1e-3,
         )
+        grids = []  # (axis, texts, columns) of every panel, fitted once laid out
         for i, s in enumerate(levels):
             acc_ax = axes[per_level * i]
             m = mean_acc.sel(sparsity=s).transpose("h_find", "h_eval").values
-            _cells(
-                acc_ax,
-                m,
-                finds,
-                _evals(ds),
-                Normalize(*_limits(m)),
-                ACC_CMAP,
-                lambda v: f"{100 * v:.1f}",
-                looks,
+            grids.append(
+                (
+                    acc_ax,
+                    *_cells(
+                        acc_ax,
+                        m,
+                        finds,
+                        _evals(ds),
+                        Normalize(*_limits(m)),
+                        ACC_CMAP,
+                        ("{:.1f}", "{:.0f}"),
+                        looks,
+                    ),
+                )
             )
             acc_ax.set_title(_title(f"{label_of(ds['acc'])}, %", s, i == 0, acc_ax))
             if delta is None:
@@ -118,18 +126,27 @@ def heatmap(
             d_ax = axes[per_level * i + 1]
             d = delta.sel(sparsity=s).transpose("h_find", "h_eval")
             marks = _marks(stats, d, float(s), alpha)
-            _cells(
-                d_ax,
-                d.values,
-                finds,
-                [str(e) for e in d["h_eval"].values],
-                TwoSlopeNorm(0.0, -bound, bound),
-                DIFF_CMAP,
-                lambda v: f"{100 * v:+.1f}",
-                looks,
-                marks,
+            grids.append(
+                (
+                    d_ax,
+                    *_cells(
+                        d_ax,
+                        d.values,
+                        finds,
+                        [str(e) for e in d["h_eval"].values],
+                        TwoSlopeNorm(0.0, -bound, bound),
+                        DIFF_CMAP,
+                        ("{:+.1f}", "{:+.0f}"),
+                        looks,
+                        marks,
+                    ),
+                )
             )
             d_ax.set_title(_title("acc − coupled (accuracy points)", s, i == 0, d_ax))
+        # Cell values must stay inside their cells: sized once the layout is final.
+        root_figure(axes[0]).draw_without_rendering()
+        for grid in grids:
+            _fit_cells(*grid)
         if delta is not None and has_significance(stats):
             corr = correction_name(str(records(stats, FAMILY)[0].get("correction", "")))
             note = f"* adjusted p < {alpha:g} ({corr}): decoupled vs coupled, paired t test"
@@ -170,6 +187,10 @@ def _marks(stats: xr.Dataset | None, d: xr.DataArray, s: float, alpha: float) ->
     return out
 
 
+# Cell text below this size (points) switches to the coarse format (no decimals).
+_MIN_CELL_FONT = 5.0
+
+
 def _cells(
     axis: Axes,
     values: np.ndarray,
@@ -177,33 +198,41 @@ def _cells(
     cols: list[str],
     norm,
     cmap: str,
-    fmt,
+    formats: tuple[str, str],
     looks: dict[str, Look],
     marks: np.ndarray | None = None,
 ):
-    """Draw a labelled grid of coloured cells with their values written in them."""
-    mesh = axis.pcolormesh(
+    """Draw a labelled grid of coloured cells with their values (in %) written in them.
+
+    ``formats``: the fine and the coarse format of a value; :func:`_fit_cells` picks one
+    and the font size so that every value fits its cell.
+    """
+    axis.pcolormesh(
         np.ma.masked_invalid(values), norm=norm, cmap=cmap, edgecolors="white", linewidth=0.8
     )
     colormap = mpl.colormaps[cmap]
+    texts = []
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             v = values[i, j]
             if not np.isfinite(v):
-                axis.text(j + 0.5, i + 0.5, "n/a", ha="center", va="center", fontsize="small")
+                t = axis.text(j + 0.5, i + 0.5, "n/a", ha="center", va="center", fontsize="small")
+                texts.append((t, "n/a", "n/a"))
                 continue
             r, g, b, _ = colormap(norm(v))
             dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
             star = "*" if marks is not None and marks[i, j] else ""
-            axis.text(
+            fine, coarse = (_number(f, 100 * v) + star for f in formats)
+            t = axis.text(
                 j + 0.5,
                 i + 0.5,
-                fmt(v) + star,
+                fine,
                 ha="center",
                 va="center",
                 fontsize="small",
                 color="white" if dark else "black",
             )
+            texts.append((t, fine, coarse))
     fit_ticklabels(axis, np.arange(len(cols)) + 0.5, cols)
     axis.set_yticks(np.arange(len(rows)) + 0.5, labels=rows)
     for tick, row in zip(axis.get_yticklabels(), rows, strict=True):
@@ -216,4 +245,30 @@ def _cells(
     axis.tick_params(length=0)
     for spine in axis.spines.values():
         spine.set_visible(False)
-    return mesh
+    return texts, values.shape[1]
+
+
+def _number(fmt: str, x: float) -> str:
+    """``fmt.format(x)``, with values that round to zero written as zero (no "-0")."""
+    text = fmt.format(x)
+    return fmt.format(0.0) if float(text) == 0 else text
+
+
+def _fit_cells(axis: Axes, texts: list, n_cols: int) -> None:
+    """Shrink the values of a :func:`_cells` grid to their cells; coarse format if tiny."""
+    fig = root_figure(axis)
+    cell = 0.9 * axis.get_window_extent().width / n_cols * 72 / fig.dpi  # points
+    if not texts:
+        return
+    size = texts[0][0].get_fontsize()
+
+    def fitted(labels: list[str]) -> float:
+        return min(size, *(size * cell / max(text_width(t, size), 1e-9) for t in labels))
+
+    fit = fitted([fine for _, fine, _ in texts])
+    use_coarse = fit < _MIN_CELL_FONT
+    if use_coarse:
+        fit = fitted([coarse for _, _, coarse in texts])
+    for t, fine, coarse in texts:
+        t.set_text(coarse if use_coarse else fine)
+        t.set_fontsize(fit)

@@ -229,7 +229,7 @@ def font_points(key: str) -> float:
     return mpl.font_manager.FontProperties(size=mpl.rcParams[key]).get_size_in_points()
 
 
-def _text_width(text: str, size: float) -> float:
+def text_width(text: str, size: float) -> float:
     """Rough width in points of one line of DejaVu Sans (about 0.6 em per character)."""
     return max((len(line) for line in text.split("\n")), default=0) * 0.6 * size
 
@@ -314,7 +314,7 @@ def fit_ticklabels(axis: Axes, ticks: Sequence[float], labels: Sequence[str]) ->
     room = fig.get_figwidth() * axis.get_position().width * 72 / max(len(labels), 1)
     size = font_points("xtick.labelsize")
     # room is measured before the layout shrinks the axes (colorbars, labels): keep a margin
-    crowded = max((_text_width(t, size) for t in labels), default=0) > 0.7 * room
+    crowded = max((text_width(t, size) for t in labels), default=0) > 0.7 * room
     if crowded:
         axis.set_xticks(
             ticks,
