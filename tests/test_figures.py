@@ -391,6 +391,15 @@ def test_controls_show_own_lpr_transplant_and_each_control_side_by_side():
     )
 
 
+def test_controls_at_double_width_lay_out_one_column_per_sparsity():
+    one = transplant()
+    tds = xr.concat([one, one.assign_coords(sparsity=[0.9])], "sparsity")
+    rows = {round(ax.get_position().y0, 3) for ax in controls(tds, width="double").axes}
+    assert len(rows) == 1  # the pair's two sparsities side by side
+    rows = {round(ax.get_position().y0, 3) for ax in controls(tds).axes}
+    assert len(rows) == 2  # single column width: one panel per row
+
+
 def test_transplant_figures_accept_the_single_design_dataset_without_pair():
     tds = transplant().isel(pair=0, drop=True)  # drops pair and its a/b coords
     tds.attrs.update(a_label="x", b_label="y")

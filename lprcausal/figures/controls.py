@@ -34,7 +34,7 @@ from lprcausal.figures.summary import (
     pair_title,
     require,
 )
-from lprcausal.figures.transplant import default_looks, groups, roles
+from lprcausal.figures.transplant import default_looks, groups, panel_columns, roles
 
 CONTROL_NAMES = {
     "shuffle": "shuffle",
@@ -110,7 +110,7 @@ def controls(
             "one per pair and sparsity",
             width=width,
             style=style,
-            ncols=1,
+            ncols=panel_columns(cells, width),
             aspect=0.5,
         )
         handles: dict[str, Line2D] = {}

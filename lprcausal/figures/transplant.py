@@ -70,6 +70,12 @@ def groups(tds: xr.Dataset, pair: object, sparsity: object) -> list[tuple[str, f
     ]
 
 
+def panel_columns(cells: list[tuple[str, float]], width: str) -> int:
+    """Columns for one panel per (pair, sparsity): one at single-column width; at double
+    width one per sparsity (up to 3), so each row is one pair."""
+    return 1 if width == "single" else max(1, min(3, len({s for _, s in cells})))
+
+
 def roles(tds: xr.Dataset, pair: str) -> tuple[str, str]:
     """The H_find labels of roles a and b in ``pair``."""
     row = tds.sel(pair=pair)
@@ -202,7 +208,7 @@ def transplant_effects(
             "one per pair and sparsity",
             width=width,
             style=style,
-            ncols=1,
+            ncols=1,  # the effect names need the width: one forest per row
             aspect=0.55,
         )
         sources = set()
