@@ -242,6 +242,7 @@ class HandStep:
             prev.wire(nxt.input.view(prev.shape) if isinstance(prev, _Conv) else nxt.input)
         self.layers[-1].wire(self.logits)
         self.losses = self.logits.new_empty(K)
+        self.minus_one = self.logits.new_full((K, B, 1), -1.0)  # the one-hot's scatter source
         self.batch_size = B
 
     @torch.no_grad()
@@ -273,7 +274,7 @@ class HandStep:
         torch.mean(picked, 1, out=self.losses).neg_()
         # d(sum of the members' mean losses) / d logits = (softmax - onehot) / B.
         g = torch.exp(log_p, out=log_p)
-        g.scatter_add_(-1, y.unsqueeze(-1), g.new_full((K, B, 1), -1.0))
+        g.scatter_add_(-1, y.unsqueeze(-1), self.minus_one)
         g.div_(B)
         for i in range(len(self.layers) - 1, -1, -1):
             g = self.layers[i].backward(g)
