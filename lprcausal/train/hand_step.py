@@ -34,6 +34,7 @@ from torch import nn
 
 from lprcausal.models.cnn1d import CNN1d
 from lprcausal.models.mlp import MLP
+from lprcausal.train.layers import plain_conv1d
 
 _relu_backward = torch.ops.aten.threshold_backward.grad_input
 
@@ -44,7 +45,7 @@ def chain_layers(template: nn.Module) -> list[tuple[str, nn.Module]] | None:
         layers = [(f"hidden.{i}", m) for i, m in enumerate(template.hidden)]
     elif type(template) is CNN1d:
         layers = [(f"convs.{i}", m) for i, m in enumerate(template.convs)]
-        if not all(_plain_conv1d(m) for _, m in layers):
+        if not all(plain_conv1d(m) for _, m in layers):
             return None
     else:
         return None
@@ -52,16 +53,6 @@ def chain_layers(template: nn.Module) -> list[tuple[str, nn.Module]] | None:
     if any(type(m) not in (nn.Linear, nn.Conv1d) or m.bias is None for _, m in layers):
         return None
     return layers
-
-
-def _plain_conv1d(m: nn.Module) -> bool:
-    return (
-        type(m) is nn.Conv1d
-        and m.groups == 1
-        and m.dilation == (1,)
-        and m.padding_mode == "zeros"
-        and not isinstance(m.padding, str)
-    )
 
 
 class _Relaid:

@@ -268,7 +268,8 @@ def _default_batch_norm(module: nn.Module) -> bool:
     )
 
 
-def _plain_conv1d(module: nn.Module) -> bool:
+def plain_conv1d(module: nn.Module) -> bool:
+    """A Conv1d with zero padding, no groups and no dilation (the im2col-able kind)."""
     return (
         type(module) is nn.Conv1d
         and module.groups == 1
@@ -283,7 +284,7 @@ def prepare_template(model: nn.Module) -> nn.Module:
     for module in model.modules():
         if type(module) is nn.Linear:
             module.forward = types.MethodType(_linear_forward, module)
-        elif _plain_conv1d(module):
+        elif plain_conv1d(module):
             module.forward = types.MethodType(_conv1d_forward, module)
         elif _default_batch_norm(module):
             module.forward = types.MethodType(_batch_norm_forward, module)

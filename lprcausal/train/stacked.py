@@ -123,20 +123,13 @@ class StackedModel:
             rows.append(torch.cat(pieces))
         return torch.stack(rows).to(device)
 
-    def _views(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-name views into a ``[K, P]`` tensor: ``[K, *shape]``, or ``shape`` when K = 1."""
-        chunks = rows.split(self.sizes, dim=1)
-        lead = () if self.K == 1 else (self.K,)
-        return {
-            n: (c[0] if self.K == 1 else c).view(*lead, *shape)
-            for n, c, shape in zip(self.param_names, chunks, self.shapes, strict=True)
-        }
-
-    def _stacked_views(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-name ``[K, *shape]`` views into a ``[K, P]`` tensor, whatever K."""
+    def _views(self, rows: torch.Tensor, lead: bool | None = None) -> dict[str, torch.Tensor]:
+        """Per-name views into a ``[K, P]`` tensor: ``[K, *shape]``, or ``shape`` when K = 1
+        (``lead=True``: ``[K, *shape]`` whatever K)."""
+        lead = self.K > 1 if lead is None else lead
         chunks = rows.split(self.sizes, dim=1)
         return {
-            n: c.view(self.K, *shape)
+            n: c.view(self.K, *shape) if lead else c[0].view(shape)
             for n, c, shape in zip(self.param_names, chunks, self.shapes, strict=True)
         }
 
@@ -150,7 +143,7 @@ class StackedModel:
         layers = chain_layers(self.template)
         if layers is None:
             return None
-        params, grads = self._stacked_views(self.flat), self._stacked_views(self.grad)
+        params, grads = self._views(self.flat, lead=True), self._views(self.grad, lead=True)
         self._hand = HandStep(layers, params, grads, self.in_shape, batch_size)
         return self._hand
 
