@@ -67,7 +67,7 @@ def test_paired_t_with_zero_variance_reports_no_p():
     rec = paired_t([0.5, 0.5, 0.5])
     assert rec.estimate == 0.5
     assert math.isnan(rec.p)
-    assert "sd = 0" in rec.note
+    assert "sd ~ 0" in rec.note
 
 
 def test_paired_t_rejects_two_dimensional_input():
@@ -153,3 +153,39 @@ def test_tost_equivalence_iff_ci_inside_margin():
 def test_tost_rejects_nonpositive_margin():
     with pytest.raises(LprError, match="margin"):
         tost_paired(D, 0.0)
+
+
+def test_paired_t_on_differences_identical_up_to_float_noise_reports_no_p():
+    # 0.02 +- 1e-16: scipy gives t ~ 1e15, p ~ 1e-74, which is rounding noise, not evidence.
+    d = 0.02 + np.array([1e-16, -1e-16, 0.0, 2e-16, -2e-16, 1e-16, 0.0, -1e-16])
+    rec = paired_t(d)
+    assert math.isnan(rec.statistic) and math.isnan(rec.p) and math.isnan(rec.effect_size)
+    assert rec.estimate == pytest.approx(0.02, abs=1e-15)
+    assert (rec.ci_low, rec.ci_high) == (rec.estimate, rec.estimate)
+    assert "float noise" in rec.note
+
+
+def test_paired_t_on_float_noise_around_zero_is_degenerate_given_the_data_scale():
+    # Differences of accuracies near 0.9 that agree to the last bit: sd ~ 1e-17.
+    d = np.array([1e-17, -2e-17, 0.0, 3e-17, 1e-17])
+    assert not math.isnan(paired_t(d).p)  # on their own scale these are data
+    rec = paired_t(d, scale=0.9)
+    assert math.isnan(rec.p) and "float noise" in rec.note
+
+
+def test_paired_t_keeps_small_but_real_spread():
+    d = 0.02 + np.array([1e-6, -1e-6, 2e-6, 0.0, -2e-6])
+    rec = paired_t(d)
+    assert rec.p == pytest.approx(stats.ttest_1samp(d, 0.0).pvalue, rel=1e-12)
+
+
+def test_tost_with_zero_spread_does_not_claim_equivalence():
+    rec = tost_paired(np.full(6, 0.002), margin=0.01)
+    assert math.isnan(rec.p) and math.isnan(rec.statistic)
+    assert "TOST undefined" in rec.note and "inside the margin" in rec.note
+    assert (rec.estimate, rec.ci_low, rec.ci_high) == (0.002, 0.002, 0.002)
+
+
+def test_tost_with_zero_spread_outside_the_margin_says_outside():
+    rec = tost_paired(np.full(4, 0.05), margin=0.01)
+    assert math.isnan(rec.p) and "outside the margin" in rec.note

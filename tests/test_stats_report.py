@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import json
 import math
@@ -257,6 +258,22 @@ def test_json_carries_records_warnings_families_and_anova(example):
     assert payload["warnings"] == example.warnings
     assert payload["families"]["lpr_layers"]["correction"] == "fdr_bh"
     assert {row["term"] for row in payload["anova"]} >= {"C(w_src, Sum)", "Residual"}
+
+
+def test_json_keeps_every_digit_of_tiny_p_values(example):
+    # pandas' to_json rounds to 10 decimals: p = 3.83e-11 came out as 0.0.
+    stats = example.stats.copy(deep=True)
+    tiny = [3.83e-11, 3.3e-13, 3.8e-15, 1.9e-12, 1.2345678901234567e-300]
+    stats["p"].values[: len(tiny)] = tiny
+    stats["p_adj"].values[0] = 3.83e-11
+    anova = example.anova.copy(deep=True)
+    anova["p"].values.flat[0] = 1.9e-12
+    result = dataclasses.replace(example, stats=stats, anova=anova)
+    payload = json.loads(render(result, "json"))
+    assert [row["p"] for row in payload["records"][: len(tiny)]] == tiny
+    assert payload["records"][0]["p_adj"] == 3.83e-11
+    assert 1.9e-12 in [row["p"] for row in payload["anova"]]
+    assert math.isnan(stats["p"].values[-1]) == (payload["records"][-1]["p"] is None)
 
 
 def test_latex_is_one_tabular_per_family_with_escaped_text(example):

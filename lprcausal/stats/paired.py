@@ -22,6 +22,10 @@ EXACT_SIGN_FLIP_MAX_N = 16
 # Above it, a Monte Carlo test with this many random sign patterns and a fixed seed.
 SIGN_FLIP_MC_DRAWS = 100_000
 SIGN_FLIP_MC_SEED = 0
+# Differences whose sd is below this fraction of their magnitude (or of the data they
+# were taken from) are identical up to floating-point noise: a t statistic built on
+# that sd is rounding error divided by rounding error, not evidence.
+DEGENERATE_RTOL = 1e-9
 
 
 def library_versions() -> str:
@@ -41,6 +45,22 @@ def clean_diffs(diffs: object, name: str = "diffs") -> tuple[np.ndarray, str]:
     n_drop = int((~keep).sum())
     note = f"{n_drop} NaN value(s) dropped (unit missing an arm)" if n_drop else ""
     return d[keep], note
+
+
+def is_degenerate(sd: float, values: np.ndarray, scale: float = 0.0) -> bool:
+    """True when ``sd`` is float noise: ``sd <= DEGENERATE_RTOL * max(max|values|, scale)``.
+
+    ``values`` are the numbers whose spread ``sd`` measures; ``scale`` is the magnitude
+    of the data they were computed from (e.g. the accuracies behind differences), so
+    that differences that are all rounding noise around 0 count as degenerate too.
+    An exact ``sd == 0`` is always degenerate.
+    """
+    magnitude = max(float(np.max(np.abs(values))) if values.size else 0.0, abs(scale))
+    return sd == 0 or sd <= DEGENERATE_RTOL * magnitude
+
+
+def degenerate_note(test: str) -> str:
+    return f"all differences identical up to float noise (sd ~ 0): {test} undefined"
 
 
 def min_sign_flip_p(n: int) -> float:
@@ -134,7 +154,9 @@ def _untestable(base: dict, d: np.ndarray, *notes: str) -> TestRecord:
     )
 
 
-def paired_t(diffs: object, *, level: float = 0.95, estimand: str = "") -> TestRecord:
+def paired_t(
+    diffs: object, *, level: float = 0.95, estimand: str = "", scale: float = 0.0
+) -> TestRecord:
     """Paired t test of mean(diffs) = 0 with a t confidence interval.
 
     Inputs: per-seed differences (1-D; NaNs dropped). Output record: estimate =
@@ -143,7 +165,10 @@ def paired_t(diffs: object, *, level: float = 0.95, estimand: str = "") -> TestR
     (sd with ddof=1). The exact sign-flip p (robustness check) is in ``p_perm``
     with its minimum attainable value in ``p_perm_min``; the note says when that
     minimum exceeds 1 - level. With n < 2 no test is possible: statistic and p
-    are NaN (the estimate is still given when n == 1).
+    are NaN (the estimate is still given when n == 1). Differences identical up to
+    float noise (:func:`is_degenerate`, with ``scale`` the magnitude of the data they
+    come from) have no t test either: statistic, p and d_z are NaN, the CI is the
+    common value and the note says so.
     """
     level = _check_level(level)
     d, drop_note = clean_diffs(diffs)
@@ -161,11 +186,11 @@ def paired_t(diffs: object, *, level: float = 0.95, estimand: str = "") -> TestR
     mean = float(d.mean())
     sd = float(d.std(ddof=1))
     degenerate = ""
-    if sd == 0:
-        # scipy would return t = +-inf, p = 0 (or NaN if mean == 0) with a precision
-        # warning; state the degeneracy rather than report a meaningless p = 0.
-        t_stat, p, ci = NAN, NAN, (mean, mean)
-        degenerate = "all differences identical (sd = 0): t test undefined"
+    if is_degenerate(sd, d, scale):
+        # scipy would return t = +-inf, p = 0 (or t ~ 1e15, p ~ 1e-74 for float noise);
+        # state the degeneracy rather than report a meaningless p.
+        t_stat, p, ci, sd = NAN, NAN, (mean, mean), 0.0
+        degenerate = degenerate_note("t test")
     else:
         res = stats.ttest_1samp(d, 0.0)
         t_stat, p = float(res.statistic), float(res.pvalue)
@@ -187,7 +212,7 @@ def paired_t(diffs: object, *, level: float = 0.95, estimand: str = "") -> TestR
 
 
 def tost_paired(
-    diffs: object, margin: float, *, level: float = 0.95, estimand: str = ""
+    diffs: object, margin: float, *, level: float = 0.95, estimand: str = "", scale: float = 0.0
 ) -> TestRecord:
     """Equivalence test (TOST) of |mean(diffs)| < margin with two one-sided t tests.
 
@@ -196,6 +221,9 @@ def tost_paired(
     binding (larger-p) side; the CI is the (1 - 2 alpha) t interval (90% at
     level=0.95), which lies inside (-margin, margin) exactly when p < alpha.
     Output in the same units as ``diffs`` (e.g. accuracy points); d_z as effect size.
+    Differences identical up to float noise (:func:`is_degenerate`) have no t test:
+    statistic and p are NaN (equivalence is not shown) and the note gives the common
+    difference and whether it lies inside the margin.
     """
     level = _check_level(level)
     if not (np.isfinite(margin) and margin > 0):
@@ -224,6 +252,23 @@ def tost_paired(
     sd = float(d.std(ddof=1))
     se = sd / math.sqrt(n)
     df = n - 1
+    if is_degenerate(sd, d, scale):
+        inside = "inside" if abs(mean) < margin else "outside"
+        return TestRecord(
+            **base,
+            estimate=mean,
+            ci_low=mean,
+            ci_high=mean,
+            statistic=NAN,
+            df=float(df),
+            p=NAN,
+            note=join_notes(
+                drop_note,
+                margin_note,
+                degenerate_note("TOST"),
+                f"every difference is {mean:.6g}, {inside} the margin",
+            ),
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
         t_lower = np.float64(mean + margin) / se  # H0: mean <= -margin
         t_upper = np.float64(mean - margin) / se  # H0: mean >= +margin

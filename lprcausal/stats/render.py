@@ -334,15 +334,31 @@ def _json(result: StatsResult, frame: pd.DataFrame) -> str:
         for k in ("ci_level", "alpha", "tost_margin", "libraries", "selection", "results_dir")
     }
     payload = {
-        "records": json.loads(frame.to_json(orient="records")),
+        "records": _json_rows(frame),
         "warnings": result.warnings,
         "families": {k: vars(v) for k, v in analyses.FAMILIES.items()},
         "attrs": attrs,
     }
     if result.anova.data_vars:
-        table = result.anova.to_dataframe().reset_index()
-        payload["anova"] = json.loads(table.to_json(orient="records"))
+        payload["anova"] = _json_rows(result.anova.to_dataframe().reset_index())
     return json.dumps(payload, indent=1) + "\n"
+
+
+def _json_rows(frame: pd.DataFrame) -> list[dict]:
+    """Rows as plain Python values: floats keep every digit (Python's shortest exact
+    repr; pandas' ``to_json`` rounds to 10 decimals, so p = 3.8e-11 became 0.0), NaN
+    becomes null."""
+
+    def plain(v):
+        if isinstance(v, (float, np.floating)):
+            return None if math.isnan(v) else float(v)
+        if isinstance(v, np.integer):
+            return int(v)
+        if isinstance(v, np.bool_):
+            return bool(v)
+        return v if isinstance(v, (str, int, bool)) or v is None else str(v)
+
+    return [{k: plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
 LATEX_SPECIAL = {
