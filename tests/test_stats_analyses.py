@@ -3,12 +3,9 @@ import math
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
-import statsmodels.formula.api as smf
 from scipy import stats
 from stats_synthetic import FINDS, cells, decoupled_ds, transplant_ds
-from statsmodels.stats.anova import anova_lm
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 
@@ -27,6 +24,7 @@ from lprcausal.stats.analyses import (
     lpr_tests,
     mediation_analysis,
 )
+from lprcausal.stats.anova import within_seed_anova
 from lprcausal.stats.records import TestRecord
 
 
@@ -326,25 +324,16 @@ def test_tost_matches_statsmodels_ttost_paired():
     assert rec.p == pytest.approx(p, rel=1e-10)
 
 
-def test_anova_matches_a_direct_statsmodels_fit():
+def test_anova_dataset_is_the_within_seed_anova_of_each_cell():
     y = cells(5, {(0, 1): 0.02, (1, 1): 0.05}, seed=6)
     anova, warns = anova_dataset(transplant_ds(y[None, ..., None]))
-    rows = [
-        {"acc": y[w, lp, s], "w_src": "ab"[w], "lpr_src": "ab"[lp], "seed": s}
-        for w in range(2)
-        for lp in range(2)
-        for s in range(5)
-    ]
-    fit = smf.ols(
-        "acc ~ C(w_src, Sum) * C(lpr_src, Sum) + C(seed, Sum)", data=pd.DataFrame(rows)
-    ).fit()
-    table = anova_lm(fit, typ=3)
+    table = within_seed_anova(y)
     got = anova.isel(pair=0, sparsity=0)
-    np.testing.assert_allclose(got["F"].values[:-1], table["F"].values[:-1], rtol=1e-9)
-    np.testing.assert_allclose(got["p"].values[:-1], table["PR(>F)"].values[:-1], rtol=1e-9)
-    np.testing.assert_allclose(got["sum_sq"].values, table["sum_sq"].values, rtol=1e-9)
     assert list(got["term"].values) == list(table.index)
-    assert warns == []
+    np.testing.assert_allclose(got["F"].values, table["F"].values, rtol=1e-12)
+    np.testing.assert_allclose(got["p"].values, table["PR(>F)"].values, rtol=1e-12)
+    np.testing.assert_allclose(got["sum_sq"].values, table["sum_sq"].values, rtol=1e-12)
+    assert int(got["n"]) == 5 and warns == []
 
 
 def test_anova_needs_two_complete_seeds_and_warns_otherwise():

@@ -2,12 +2,12 @@
 
 Each test returns a :class:`TestRecord`; :func:`records_to_dataset` stacks records
 into an xarray Dataset. Defaults follow the design notes: paired t with t CIs, an
-exact sign-flip test as robustness check, type-III ANOVA with sum contrasts, TOST
+exact sign-flip test as robustness check, a within-seed (repeated-measures) ANOVA, TOST
 before claiming no effect, Page's test and per-seed slopes for dose-response,
 Holm within pre-registered families and Benjamini-Hochberg across exploratory grids.
 """
 
-from lprcausal.stats.anova import factorial_anova
+from lprcausal.stats.anova import factorial_anova, within_seed_anova
 from lprcausal.stats.mediation import (
     CONTRASTS,
     mediation_tests,
@@ -39,4 +39,5 @@ __all__ = [
     "slope_test",
     "tost_paired",
     "transplant_contrasts",
+    "within_seed_anova",
 ]

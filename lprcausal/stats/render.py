@@ -300,8 +300,9 @@ def _rows(
 
 def _anova_section(anova: xr.Dataset) -> list[str]:
     lines = [
-        f"== type-III ANOVA: {anova.attrs.get('formula', '')} ==",
-        "   (unadjusted F tests; seeds with all four cells)",
+        f"== within-seed ANOVA: {anova.attrs.get('formula', '')} ==",
+        "   (each effect over its own effect x seed mean square; unadjusted F tests;",
+        "   seeds with all four cells)",
     ]
     for pair in anova["pair"].values:
         for s in anova["sparsity"].values:

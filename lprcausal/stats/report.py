@@ -4,7 +4,7 @@
 exist), runs the tests of :mod:`lprcausal.stats.analyses`, corrects p-values per
 family and returns a :class:`StatsResult`: the test records as one xarray Dataset
 (dim ``record``; coords ``family``, ``estimand``, ``pair``, ``h_find``, ``reference``,
-``h_eval``, ``sparsity``, ``layer``), the type-III ANOVA tables, the dose-response
+``h_eval``, ``sparsity``, ``layer``), the within-seed ANOVA tables, the dose-response
 summaries for figures, and the warnings. :func:`write_stats` saves them as
 ``stats.nc``, ``anova.nc`` and ``dose_fit.nc``; :func:`family_dataset` unstacks one
 family of a stats Dataset into named dims.

@@ -1,5 +1,5 @@
 """Tests on the transplant Dataset: mediation contrasts, proportion mediated, TOST on
-the direct effects, the type-III ANOVA, and the dose-response over alpha.
+the direct effects, the within-seed ANOVA, and the dose-response over alpha.
 
 Input: ``acc(pair, w_src, lpr_src, seed, sparsity)`` with roles ``a`` and ``b``,
 optionally ``acc_alpha(pair, alpha, seed, sparsity)``.
@@ -8,10 +8,11 @@ optionally ``acc_alpha(pair, alpha, seed, sparsity)``.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from lprcausal.stats.anova import factorial_anova
+from lprcausal.stats.anova import FORMULA as ANOVA_FORMULA
+from lprcausal.stats.anova import TERMS as ANOVA_TERMS
+from lprcausal.stats.anova import within_seed_anova
 from lprcausal.stats.mediation import CONTRASTS, mediation_tests, proportion_mediated
 from lprcausal.stats.mediation import transplant_contrasts as _contrasts
 from lprcausal.stats.paired import tost_paired
@@ -67,46 +68,36 @@ def mediation_analysis(
 
 
 def anova_dataset(tds: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
-    """Type-III ANOVA of ``acc ~ C(w_src, Sum) * C(lpr_src, Sum) + C(seed, Sum)`` per pair
-    and sparsity, on the seeds with all four cells.
+    """Within-seed (repeated-measures) ANOVA of the 2 x 2 grid per pair and sparsity, on
+    the seeds with all four cells (:func:`~lprcausal.stats.anova.within_seed_anova`).
 
     Output dims (pair, sparsity, term); variables sum_sq, df, F, p (NaN where the model
-    could not be fit: fewer than 2 complete seeds) and n (complete seeds).
+    could not be fit: fewer than 2 complete seeds) and n (complete seeds). Each effect
+    (w_src, lpr_src, w_src:lpr_src) is tested against its own interaction with seed.
     """
     check_transplant(tds)
     acc = transplant_acc(tds).transpose("pair", "w_src", "lpr_src", "seed", "sparsity")
     pairs = labels(acc, "pair")
     sparsities = [float(v) for v in acc["sparsity"].values]
-    terms = [
-        "Intercept",
-        "C(w_src, Sum)",
-        "C(lpr_src, Sum)",
-        "C(seed, Sum)",
-        "C(w_src, Sum):C(lpr_src, Sum)",
-        "Residual",
-    ]
+    terms = list(ANOVA_TERMS)
     shape = (len(pairs), len(sparsities), len(terms))
     cols = {"sum_sq": "sum_sq", "df": "df", "F": "F", "p": "PR(>F)"}
     data = {name: np.full(shape, np.nan) for name in cols}
     n_complete = np.zeros(shape[:2], dtype=np.int64)
     warnings = []
+    y = acc.values.astype(float)
     for i, pair in enumerate(pairs):
         for k, s in enumerate(sparsities):
-            cell = acc.isel(pair=i, sparsity=k)
-            complete = ~np.isnan(cell.values).any(axis=(0, 1))
-            n_complete[i, k] = int(complete.sum())
+            n_complete[i, k] = int((~np.isnan(y[i, :, :, :, k]).any(axis=(0, 1))).sum())
             if n_complete[i, k] < 2:
                 warnings.append(
                     f"ANOVA of pair {pair} at sparsity {s:g} not fit: "
                     f"{n_complete[i, k]} seed(s) with all four cells (need 2)"
                 )
                 continue
-            frame = cell.isel(seed=complete).to_dataframe(name="acc").reset_index()
-            table = factorial_anova(pd.DataFrame(frame[["w_src", "lpr_src", "seed", "acc"]]))
+            table = within_seed_anova(y[i, :, :, :, k])
             for name, col in cols.items():
-                data[name][i, k] = [
-                    table.loc[t, col] if t in table.index else np.nan for t in terms
-                ]
+                data[name][i, k] = table.loc[terms, col].to_numpy()
     dims = ("pair", "sparsity", "term")
     ds = xr.Dataset(
         {name: (dims, values) for name, values in data.items()}
@@ -114,16 +105,19 @@ def anova_dataset(tds: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
         coords={"pair": pairs, "sparsity": sparsities, "term": terms},
     )
     long = {
-        "sum_sq": "type-III sum of squares",
+        "sum_sq": "sum of squares",
         "df": "degrees of freedom",
-        "F": "F statistic",
+        "F": "F statistic (effect over its effect x seed mean square)",
         "p": "p-value of the F test (unadjusted)",
     }
     for name, text in long.items():
         ds[name].attrs["long_name"] = text
-    ds.attrs["title"] = "type-III ANOVA of the transplant grid"
-    ds.attrs["formula"] = "acc ~ C(w_src, Sum) * C(lpr_src, Sum) + C(seed, Sum)"
-    ds.attrs["method"] = "statsmodels ols + anova_lm(typ=3), sum-to-zero contrasts"
+    ds.attrs["title"] = "within-seed (repeated-measures) ANOVA of the transplant grid"
+    ds.attrs["formula"] = ANOVA_FORMULA
+    ds.attrs["method"] = (
+        "each effect tested against its interaction with seed (F = t^2 of the paired t "
+        "test of its per-seed contrast); seeds with a missing cell dropped"
+    )
     return ds, warnings
 
 
