@@ -1,11 +1,13 @@
+import itertools
 import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from lprcausal.errors import LprError
-from lprcausal.stats import isotonic_fit, page_trend, per_seed_slopes, slope_test
-from lprcausal.stats.trend import _pava
+from lprcausal.stats import isotonic_fit, page_trend, per_seed_slopes, slope_test, trend
+from lprcausal.stats.trend import _pava, page_null_tails
 
 
 def test_page_trend_on_perfectly_monotone_table():
@@ -17,6 +19,47 @@ def test_page_trend_on_perfectly_monotone_table():
     assert rec.p == pytest.approx(1 / 24**3, rel=1e-12)
     assert rec.estimate == 1.0
     assert "exact" in rec.note
+
+
+def brute_force_page_p(y):
+    """P(L >= observed) over every combination of within-row orders (midranks)."""
+    ranks = stats.rankdata(y, axis=1)
+    w = np.arange(1, y.shape[1] + 1)
+    observed = (ranks @ w).sum()
+    rows = [[row[list(o)] @ w for o in itertools.permutations(range(y.shape[1]))] for row in ranks]
+    values = [sum(c) for c in itertools.product(*rows)]
+    return np.mean(np.array(values) >= observed - 1e-9)
+
+
+def test_page_p_without_ties_equals_scipys_exact_p():
+    rng = np.random.default_rng(0)
+    for m, k in [(3, 3), (5, 4), (8, 5)]:
+        y = rng.normal(size=(m, k)) + 0.3 * np.arange(k)
+        _, p_up, p_down, _ = page_null_tails(y)
+        assert p_up == pytest.approx(stats.page_trend_test(y, method="exact").pvalue, rel=1e-9)
+        rev = stats.page_trend_test(y[:, ::-1], method="exact").pvalue
+        assert p_down == pytest.approx(rev, rel=1e-9)
+
+
+def test_page_p_with_ties_equals_brute_force_enumeration():
+    # Accuracies on a finite test set tie often; scipy's p ignores that.
+    y = np.array([[0.91, 0.91, 0.93], [0.90, 0.92, 0.92], [0.92, 0.92, 0.92], [0.90, 0.91, 0.91]])
+    rec = page_trend(y)
+    assert rec.p == pytest.approx(brute_force_page_p(y), rel=1e-12)
+    assert rec.statistic == stats.page_trend_test(y).statistic
+    assert rec.p < stats.page_trend_test(y).pvalue / 1.5  # the tie-blind p is too large
+    assert "tie-aware" in rec.note
+
+
+def test_page_monte_carlo_above_the_exact_limit_is_close_to_the_exact_p(monkeypatch):
+    rng = np.random.default_rng(1)
+    y = np.round(rng.normal(size=(6, 5)) + 0.2 * np.arange(5), 1)
+    exact = page_null_tails(y)
+    monkeypatch.setattr(trend, "PAGE_EXACT_MAX_K", 4)
+    mc = page_null_tails(y)
+    assert "Monte Carlo" in mc[3] and mc[0] == exact[0]
+    assert mc[1] == pytest.approx(exact[1], abs=0.01)
+    assert mc[2] == pytest.approx(exact[2], abs=0.01)
 
 
 def test_page_trend_drops_seeds_with_missing_alpha():
