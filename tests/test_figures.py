@@ -328,7 +328,7 @@ def test_transplant_effects_uses_the_stats_intervals_and_adjusted_p():
     stats = stats_records(
         [
             {
-                "family": "mediation",
+                "family": "mediation_contrasts",
                 "estimand": n,
                 "pair": "lr=0.1->lr=0.01",
                 "sparsity": 0.8,
@@ -338,7 +338,7 @@ def test_transplant_effects_uses_the_stats_intervals_and_adjusted_p():
                 "ci_level": 0.9,
                 "p": 0.001,
                 "p_adj": 0.004,
-                "correction": "holm",
+                "correction": "fdr_bh",
             }
             for i, n in enumerate(names)
         ]

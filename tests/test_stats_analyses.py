@@ -274,30 +274,50 @@ def test_lpr_tests_without_lpr_warn_and_return_nothing():
 def test_mediation_contrasts_match_scipy_one_sample_t():
     y = cells(7, {(1, 1): 0.02})
     recs = mediation_analysis(transplant_ds(y[None, ..., None]))
-    te = one(recs, "mediation", pair="lr=0.1->lr=0.01", estimand="TE")
+    te = one(recs, "mediation_contrasts", pair="lr=0.1->lr=0.01", estimand="TE")
     ref = stats.ttest_1samp(y[1, 1] - y[0, 0], 0.0)
     assert te.statistic == pytest.approx(ref.statistic, rel=1e-10)
     assert te.p == pytest.approx(ref.pvalue, rel=1e-10)
-    names = [r.estimand for r in family(recs, "mediation")]
-    assert names == ["TE", "NIE_a", "NIE_b", "NDE_a", "NDE_b", "INT"]
+    names = [r.estimand for r in family(recs, "mediation_contrasts")]
+    assert names == ["NIE", "TE", "NIE_a", "NIE_b", "NDE_a", "NDE_b", "INT"]
+
+
+def test_primary_mediation_family_is_one_nie_test_per_pair_over_the_sparsities():
+    rng = np.random.default_rng(21)
+    y = 0.9 + rng.normal(0, 0.01, (2, 2, 2, 6, 3))  # pair, w, lpr, seed, sparsity
+    pairs = ("a0->b0", "a1->b1")
+    recs = mediation_analysis(transplant_ds(y, pairs=pairs, sparsities=(0.5, 0.8, 0.9)))
+    primary = family(recs, "mediation")
+    assert [(r.estimand, r.coords["pair"]) for r in primary] == [("NIE", p) for p in pairs]
+    assert all("sparsity" not in r.coords for r in primary)
+    nie = ((y[1, 0, 1] - y[1, 0, 0]) + (y[1, 1, 1] - y[1, 1, 0])) / 2  # pair 1: (seed, sparsity)
+    ref = stats.ttest_1samp(nie.mean(axis=1), 0.0)
+    assert primary[1].p == pytest.approx(ref.pvalue, rel=1e-10)
+    assert "averaged over 3 sparsities" in primary[1].note
+    per_cell = one(recs, "mediation_contrasts", pair="a1->b1", sparsity=0.8, estimand="NIE")
+    assert per_cell.p == pytest.approx(stats.ttest_1samp(nie[:, 1], 0.0).pvalue, rel=1e-10)
 
 
 def test_total_effect_equals_indirect_plus_direct_for_the_estimates():
     y = cells(6, {(0, 1): 0.01, (1, 0): 0.02, (1, 1): 0.05}, seed=2)
     est = {
         r.estimand: r.estimate
-        for r in family(mediation_analysis(transplant_ds(y[None, ..., None])), "mediation")
+        for r in family(
+            mediation_analysis(transplant_ds(y[None, ..., None])), "mediation_contrasts"
+        )
     }
     assert est["TE"] == pytest.approx(est["NIE_b"] + est["NDE_a"], abs=1e-12)
     assert est["TE"] == pytest.approx(est["NIE_a"] + est["NDE_b"], abs=1e-12)
     assert est["INT"] == pytest.approx(est["NIE_b"] - est["NIE_a"], abs=1e-12)
+    assert est["NIE"] == pytest.approx((est["NIE_a"] + est["NIE_b"]) / 2, abs=1e-12)
 
 
 def test_mediation_recovers_a_pure_lpr_effect():
     # acc follows the LPR source only: NIE = 0.04, NDE = 0, all of TE mediated
     y = cells(12, {(0, 1): 0.04, (1, 1): 0.04}, noise=0.002, seed=3)
     recs = mediation_analysis(transplant_ds(y[None, ..., None]), tost_margin=0.01)
-    est = {r.estimand: r for r in family(recs, "mediation")}
+    est = {r.estimand: r for r in family(recs, "mediation_contrasts")}
+    assert one(recs, "mediation").p < 1e-6
     assert est["NIE_a"].estimate == pytest.approx(0.04, abs=0.003)
     assert est["NIE_b"].estimate == pytest.approx(0.04, abs=0.003)
     assert est["NDE_a"].estimate == pytest.approx(0.0, abs=0.003)
@@ -473,14 +493,22 @@ def test_correct_adjusts_each_family_over_its_flattened_p_values():
     assert len(dvc) == 4  # 2 H_find x 2 sparsities, corrected together
 
 
-def test_correct_uses_holm_for_preregistered_and_none_for_estimates():
+def test_correct_uses_holm_for_preregistered_bh_for_exploratory_none_for_estimates():
     y = cells(6, {(1, 1): 0.05}, seed=8)
-    recs = correct(mediation_analysis(transplant_ds(y[None, ..., None])))
+    tds = transplant_ds(np.stack([y, y[::-1]])[..., None], pairs=("a->b", "c->d"))
+    recs = correct(mediation_analysis(tds))
     med = family(recs, "mediation")
+    assert len(med) == 2
     np.testing.assert_allclose(
         [r.p_adj for r in med], multipletests([r.p for r in med], method="holm")[1]
     )
-    pm = one(recs, "proportion_mediated")
+    contrasts = family(recs, "mediation_contrasts")
+    assert len(contrasts) == 14
+    np.testing.assert_allclose(
+        [r.p_adj for r in contrasts],
+        multipletests([r.p for r in contrasts], method="fdr_bh")[1],
+    )
+    pm = one(recs, "proportion_mediated", pair="a->b")
     assert pm.correction == "none" and math.isnan(pm.p_adj)
 
 
@@ -532,7 +560,7 @@ def test_mediation_false_positive_rate_is_near_alpha_under_the_null():
     pairs = tuple(f"a{i}->b{i}" for i in range(N_NULL))
     recs = mediation_analysis(transplant_ds(y, pairs=pairs))
     for name in ("TE", "NIE_a", "NDE_b"):
-        p = [r.p for r in family(recs, "mediation") if r.estimand == name]
+        p = [r.p for r in family(recs, "mediation_contrasts") if r.estimand == name]
         assert 0.02 <= np.mean(np.array(p) < 0.05) <= 0.08, name
 
 

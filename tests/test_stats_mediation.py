@@ -2,11 +2,15 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from lprcausal.errors import LprError
 from lprcausal.stats import (
     CONTRASTS,
+    fieller_interval,
+    mean_nie,
     mediation_tests,
+    nie_test,
     paired_t,
     proportion_mediated,
     transplant_contrasts,
@@ -71,7 +75,7 @@ def test_full_mediation_has_zero_direct_effect_and_proportion_one():
     c = transplant_contrasts(y)
     np.testing.assert_array_equal(c["NDE_a"], 0.0)
     np.testing.assert_array_equal(c["NDE_b"], 0.0)
-    rec = proportion_mediated(y, n_boot=500)
+    rec = proportion_mediated(y)
     assert rec.estimate == 1.0
     assert (rec.ci_low, rec.ci_high) == (1.0, 1.0)
 
@@ -82,9 +86,9 @@ def test_proportion_mediated_uses_chosen_indirect_effect():
     y[A, B] = [1.0, 1.0, 1.0, 1.0]  # NIE_a = 1
     y[B, A] = [1.0, 1.5, 1.0, 1.5]
     y[B, B] = [4.0, 4.5, 3.5, 4.0]  # TE mean 4, NIE_b mean 2.75
-    assert proportion_mediated(y, nie="a", n_boot=200).estimate == 0.25
-    assert proportion_mediated(y, nie="b", n_boot=200).estimate == 2.75 / 4
-    assert proportion_mediated(y, n_boot=200).estimate == (1 + 2.75) / 2 / 4
+    assert proportion_mediated(y, nie="a").estimate == 0.25
+    assert proportion_mediated(y, nie="b").estimate == 2.75 / 4
+    assert proportion_mediated(y).estimate == (1 + 2.75) / 2 / 4
 
 
 def test_proportion_mediated_not_reported_when_te_interval_covers_zero():
@@ -96,16 +100,52 @@ def test_proportion_mediated_not_reported_when_te_interval_covers_zero():
     assert "does not exclude 0" in rec.note
 
 
-def test_proportion_mediated_warns_about_small_bootstrap():
-    rec = proportion_mediated(fully_mediated_y(), n_boot=100)
-    assert "only n=6 seeds" in rec.note
-
-
-def test_proportion_mediated_bootstrap_is_reproducible_with_seed():
-    y = dyadic_random_y(n_seeds=12, seed=4)
+def test_proportion_mediated_interval_is_fiellers():
+    # Every r inside the interval has a per-seed NIE - r * TE whose t test does not reject.
+    y = dyadic_random_y(n_seeds=8, seed=4)
     y[B, B] += 60.0  # a clear total effect so the ratio is reported
-    r1 = proportion_mediated(y, n_boot=300, seed=5)
-    r2 = proportion_mediated(y, n_boot=300, seed=5)
-    assert not math.isnan(r1.ci_low)
-    assert (r1.ci_low, r1.ci_high) == (r2.ci_low, r2.ci_high)
-    assert r1.ci_low <= r1.estimate <= r1.ci_high
+    y[A, B] += 25.0
+    rec = proportion_mediated(y)
+    c = transplant_contrasts(y)
+    nie, te = (c["NIE_a"] + c["NIE_b"]) / 2, c["TE"]
+    assert rec.ci_method == "Fieller (t)" and rec.df == 7
+    assert rec.ci_low < rec.estimate < rec.ci_high
+    for r, p_expected in [(rec.ci_low, 0.05), (rec.ci_high, 0.05)]:
+        assert stats.ttest_1samp(nie - r * te, 0.0).pvalue == pytest.approx(p_expected, rel=1e-6)
+    assert stats.ttest_1samp(nie - rec.estimate * te, 0.0).pvalue == pytest.approx(1.0)
+
+
+def test_fieller_interval_is_unbounded_exactly_when_the_denominator_t_test_fails():
+    num = np.array([1.0, 2.0, 1.5, 0.5])
+    assert fieller_interval(num, np.array([1.0, -1.0, 2.0, -1.5]), 0.95) is None
+    assert fieller_interval(num, np.array([1.0, 1.1, 0.9, 1.0]), 0.95) is not None
+
+
+def test_proportion_mediated_is_exact_when_every_seed_has_the_same_ratio():
+    y = np.zeros((2, 2, 5))
+    y[B, B] = [2.0, 4.0, 3.0, 5.0, 6.0]  # TE
+    y[A, B] = y[B, B] / 4  # NIE_a = TE / 4
+    y[B, A] = y[B, B] * 3 / 4  # NIE_b = TE / 4
+    rec = proportion_mediated(y)
+    assert rec.estimate == 0.25
+    assert rec.ci_low == pytest.approx(0.25, abs=1e-12)
+    assert rec.ci_high == pytest.approx(0.25, abs=1e-12)
+
+
+def test_nie_test_is_the_paired_t_of_the_mean_indirect_effect():
+    y = dyadic_random_y(n_seeds=7, seed=2)
+    c = transplant_contrasts(y)
+    rec = nie_test(y)
+    ref = paired_t((c["NIE_a"] + c["NIE_b"]) / 2)
+    assert rec.estimand == "NIE"
+    assert (rec.estimate, rec.p, rec.p_perm) == (ref.estimate, ref.p, ref.p_perm)
+
+
+def test_nie_test_averages_each_seed_over_sparsities_and_drops_incomplete_seeds():
+    y = np.stack([dyadic_random_y(6, seed=s) for s in (3, 4)], axis=-1)  # (2, 2, 6, 2)
+    y[0, 1, 2, 1] = np.nan  # seed 2 misses a cell at the second sparsity
+    per_seed = (mean_nie(y[..., 0]) + mean_nie(y[..., 1])) / 2
+    rec = nie_test(y)
+    assert rec.n == 5
+    assert rec.p == paired_t(np.delete(per_seed, 2)).p
+    assert "averaged over 2 sparsities" in rec.note

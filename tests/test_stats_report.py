@@ -41,6 +41,7 @@ def test_analyze_runs_every_family_on_complete_results(example):
         "lpr_layers",
         "lpr_omnibus",
         "mediation",
+        "mediation_contrasts",
         "proportion_mediated",
         "direct_effect_equivalence",
         "dose_response",
@@ -103,9 +104,9 @@ def test_decoupled_estimate_in_stats_is_the_mean_paired_difference():
 
 
 def test_family_dataset_unstacks_into_named_dims(example):
-    med = family_dataset(example.stats, "mediation")
+    med = family_dataset(example.stats, "mediation_contrasts")
     assert med["estimate"].dims == ("estimand",)
-    assert list(med["estimand"].values) == ["TE", "NIE_a", "NIE_b", "NDE_a", "NDE_b", "INT"]
+    assert list(med["estimand"].values) == ["NIE", "TE", "NIE_a", "NIE_b", "NDE_a", "NDE_b", "INT"]
     assert str(med["pair"].values) == "lr=0.1->lr=0.01"
     layers = family_dataset(example.stats, "lpr_layers")
     assert set(layers["p_adj"].dims) == {"sparsity", "h_find", "layer"}
@@ -137,8 +138,10 @@ def test_single_seed_warns_and_still_reports_estimates():
     dec, tp = example_results(n_seeds=1)
     res = analyze({"decoupled": dec, "transplant": tp})
     assert any("1 seed: no paired test is possible" in w for w in res.warnings)
-    te = family_dataset(res.stats, "mediation")["estimate"].sel(estimand="TE")
-    assert np.isfinite(te) and np.isnan(family_dataset(res.stats, "mediation")["p"]).all()
+    contrasts = family_dataset(res.stats, "mediation_contrasts")
+    assert np.isfinite(contrasts["estimate"].sel(estimand="TE"))
+    assert np.isnan(contrasts["p"]).all()
+    assert np.isnan(family_dataset(res.stats, "mediation")["p"]).all()
 
 
 def test_diverged_runs_are_counted_in_the_warnings():
@@ -151,10 +154,13 @@ def test_diverged_runs_are_counted_in_the_warnings():
     assert any(w.startswith("decoupled.nc: 2 of 72 eval runs diverged") for w in warns)
 
 
-def test_bootstrap_with_few_seeds_is_flagged_when_reported():
+def test_proportion_mediated_has_a_fieller_interval_and_no_bootstrap_warning():
     y = cells(6, {(0, 1): 0.05, (1, 1): 0.05}, noise=0.002)
     res = analyze({"transplant": transplant_ds(y[None, ..., None])})
-    assert any("percentile bootstraps over 6 seeds" in w for w in res.warnings)
+    pm = family_dataset(res.stats, "proportion_mediated")
+    assert str(pm["ci_method"].values) == "Fieller (t)"
+    assert float(pm["ci_low"]) < float(pm["estimate"]) < float(pm["ci_high"])
+    assert not any("bootstrap" in w for w in res.warnings)
     assert any("no decoupled.nc" in w for w in res.warnings)
 
 
@@ -219,7 +225,8 @@ def test_a_directory_without_results_is_an_error(tmp_path):
 def test_table_fits_in_100_columns_and_groups_by_family(example):
     text = render(example, "table")
     assert max(len(line) for line in text.splitlines()) <= 100
-    assert "== mediation: Holm over 6 tests (pre-registered) ==" in text
+    assert "== mediation: Holm over 1 test (pre-registered) ==" in text
+    assert "== mediation_contrasts: Benjamini-Hochberg over 7 tests (exploratory) ==" in text
     assert "== decoupled_vs_coupled: Benjamini-Hochberg over 4 tests (exploratory) ==" in text
     assert "-- H_eval lr=0.03, sparsity 0.5" in text
     assert "No selection: every test of every family is reported" in text
@@ -278,7 +285,7 @@ def test_json_keeps_every_digit_of_tiny_p_values(example):
 
 def test_latex_is_one_tabular_per_family_with_escaped_text(example):
     text = render(example, "latex")
-    assert text.count("\\begin{tabular}") == 10
+    assert text.count("\\begin{tabular}") == 11
     assert "NIE\\_a" in text and "lr=0.1$\\to$lr=0.01" in text
 
 
@@ -323,7 +330,7 @@ def test_latex_escape_handles_special_characters():
 def test_cli_prints_the_table_and_writes_stats(results_dir, capsys):
     main(["stats", str(results_dir)])
     out = capsys.readouterr().out
-    assert "== mediation: Holm over 6 tests" in out
+    assert "== mediation: Holm over 1 test" in out
     assert "stats written to" in out
     assert (results_dir / "stats.nc").is_file() and (results_dir / "dose_fit.nc").is_file()
 

@@ -2,7 +2,8 @@
 
 Input: the ``transplant`` Dataset (``acc(pair, w_src, lpr_src, seed, sparsity)``,
 ``a(pair)``/``b(pair)`` naming the two H_find of each pair), and for the forest plot
-optionally the ``stats`` Dataset (its ``mediation`` records: intervals and adjusted p).
+optionally the ``stats`` Dataset (its ``mediation_contrasts`` records: intervals and
+adjusted p).
 """
 
 from __future__ import annotations
@@ -155,10 +156,10 @@ def effect_rows(
 ) -> tuple[list[dict], str, float]:
     """TE/NIE/NDE/INT of one pair and sparsity: estimates, CIs, p; their source; CI level.
 
-    From the ``mediation`` records of ``stats`` when it has them (adjusted p);
+    From the ``mediation_contrasts`` records of ``stats`` when it has them (adjusted p);
     otherwise computed here with :func:`lprcausal.stats.mediation_tests` (raw p).
     """
-    recs = {r["estimand"]: r for r in records(stats, "mediation", pair=p, sparsity=s)}
+    recs = {r["estimand"]: r for r in records(stats, "mediation_contrasts", pair=p, sparsity=s)}
     if all(c in recs for c in CONTRASTS):
         corr = correction_name(str(recs["TE"].get("correction", "")))
         rows = [

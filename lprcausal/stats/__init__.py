@@ -10,7 +10,11 @@ Holm within pre-registered families and Benjamini-Hochberg across exploratory gr
 from lprcausal.stats.anova import factorial_anova, within_seed_anova
 from lprcausal.stats.mediation import (
     CONTRASTS,
+    PRIMARY,
+    fieller_interval,
+    mean_nie,
     mediation_tests,
+    nie_test,
     proportion_mediated,
     transplant_contrasts,
 )
@@ -22,12 +26,16 @@ from lprcausal.stats.trend import isotonic_fit, page_trend, per_seed_slopes, slo
 
 __all__ = [
     "CONTRASTS",
+    "PRIMARY",
     "TestRecord",
     "adjust",
     "adjust_records",
     "factorial_anova",
+    "fieller_interval",
     "isotonic_fit",
+    "mean_nie",
     "mediation_tests",
+    "nie_test",
     "min_sign_flip_p",
     "page_trend",
     "paired_t",

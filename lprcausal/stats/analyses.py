@@ -121,15 +121,23 @@ FAMILIES: dict[str, Family] = {
     "mediation": Family(
         "holm",
         "pre-registered",
-        "per-seed transplant contrasts: TE = Y(b,b)-Y(a,a); NIE_w = Y(w,b)-Y(w,a) (LPR "
-        "effect, weights w fixed); NDE_l = Y(b,l)-Y(a,l) (weights effect, LPR l fixed); "
-        "INT = NIE_b-NIE_a; Y(w,l) = acc of the weights of w at the LPR of l",
+        "is the effect of H_find carried by the LPR? One paired t test per pair of NIE = "
+        "(NIE_a + NIE_b) / 2, NIE_w = Y(w,b) - Y(w,a) (LPR of b instead of a, weights w "
+        "fixed), each seed's NIE averaged over the transplant's sparsities; Y(w,l) = acc "
+        "of the weights of w at the LPR of l, a = source, b = target",
+    ),
+    "mediation_contrasts": Family(
+        "fdr_bh",
+        "exploratory",
+        "per pair and sparsity, paired by seed: NIE; TE = Y(b,b)-Y(a,a); NIE_a, NIE_b; "
+        "NDE_l = Y(b,l)-Y(a,l) (weights effect, LPR l fixed); INT = NIE_b-NIE_a. They span "
+        "3 degrees of freedom (NIE, NDE, INT): TE = NIE_b + NDE_a = NIE_a + NDE_b",
     ),
     "proportion_mediated": Family(
         "none",
         "estimate only",
-        "mean NIE / mean TE with (NIE_a + NIE_b) / 2, reported only when the TE interval "
-        "excludes 0",
+        "mean NIE / mean TE with NIE = (NIE_a + NIE_b) / 2 and Fieller's interval, "
+        "reported only when the TE interval excludes 0",
     ),
     "direct_effect_equivalence": Family(
         "holm",

@@ -195,7 +195,7 @@ def _family_section(family: str, group: pd.DataFrame, alpha: float, width: int) 
     spec = analyses.FAMILIES.get(family)
     corr = str(group["correction"].iloc[0])
     how = (
-        f"{CORRECTION_NAMES.get(corr, corr)} over {len(group)} tests"
+        f"{CORRECTION_NAMES.get(corr, corr)} over {len(group)} test{'s' * (len(group) > 1)}"
         if corr != "none"
         else "no correction"
     )

@@ -35,8 +35,6 @@ INPUTS = ("decoupled", "transplant")
 STATS_FILE, ANOVA_FILE, DOSE_FIT_FILE = "stats.nc", "anova.nc", "dose_fit.nc"
 # Selection coords of the records, in the order tables show them.
 COORDS = ("pair", "h_eval", "reference", "sparsity", "h_find", "layer")
-# Below this many seeds a percentile bootstrap interval tends to be too narrow.
-SMALL_BOOTSTRAP_N = 10
 SELECTION = "no selection: every test of every family is reported"
 
 
@@ -181,7 +179,7 @@ def _seed_warnings(ds: xr.Dataset, file: str) -> list[str]:
 
 
 def _power_warnings(records: list[TestRecord], level: float) -> list[str]:
-    """Say when a test can never reach alpha, and when intervals are rough bootstraps."""
+    """Say when a test can never reach alpha."""
     alpha = 1 - level
     out = []
     flips = sorted(
@@ -215,18 +213,6 @@ def _power_warnings(records: list[TestRecord], level: float) -> list[str]:
         out.append(
             f"LPR omnibus test over {', '.join(map(str, omnibus))} seeds: the exact "
             f"permutation test cannot reach p < {alpha:g} (add seeds)"
-        )
-    boots = sorted(
-        {
-            r.n
-            for r in records
-            if "bootstrap" in r.ci_method and math.isfinite(r.estimate) and r.n < SMALL_BOOTSTRAP_N
-        }
-    )
-    if boots:
-        out.append(
-            f"proportion-mediated intervals are percentile bootstraps over "
-            f"{', '.join(map(str, boots))} seeds: likely too narrow, treat as rough"
         )
     return out
 

@@ -13,7 +13,7 @@ import xarray as xr
 from lprcausal.stats.anova import FORMULA as ANOVA_FORMULA
 from lprcausal.stats.anova import TERMS as ANOVA_TERMS
 from lprcausal.stats.anova import within_seed_anova
-from lprcausal.stats.mediation import CONTRASTS, mediation_tests, proportion_mediated
+from lprcausal.stats.mediation import CONTRASTS, mediation_tests, nie_test, proportion_mediated
 from lprcausal.stats.mediation import transplant_contrasts as _contrasts
 from lprcausal.stats.paired import tost_paired
 from lprcausal.stats.records import TestRecord
@@ -31,13 +31,16 @@ from lprcausal.stats.trend import isotonic_fit, page_trend, per_seed_slopes, slo
 def mediation_analysis(
     tds: xr.Dataset, *, level: float = DEFAULT_LEVEL, tost_margin: float = DEFAULT_TOST_MARGIN
 ) -> list[TestRecord]:
-    """TE, NIE_a, NIE_b, NDE_a, NDE_b, INT per pair and sparsity; proportion mediated;
-    TOST of NDE_a and NDE_b against +-``tost_margin``.
+    """The primary NIE test per pair; NIE, TE, NIE_a, NIE_b, NDE_a, NDE_b, INT per pair
+    and sparsity; proportion mediated; TOST of NDE_a and NDE_b against +-``tost_margin``.
 
-    Contrasts get paired t tests (t CI at ``level``, exact sign-flip p, d_z). The
-    proportion mediated, (NIE_a + NIE_b) / 2 over TE with a percentile bootstrap CI, is
-    given only when the TE interval excludes 0. TOST p < 1 - level shows the weights'
-    direct effect lies inside +-margin; a non-significant t test alone never does.
+    Family ``mediation`` (pre-registered): one paired t test per pair of the NIE,
+    each seed's NIE averaged over the sparsities (:func:`nie_test`). Family
+    ``mediation_contrasts`` (exploratory): paired t tests of every contrast per pair and
+    sparsity (t CI at ``level``, exact sign-flip p, d_z). The proportion mediated, NIE
+    over TE with Fieller's CI, is given only when the TE interval excludes 0. TOST
+    p < 1 - level shows the weights' direct effect lies inside +-margin; a
+    non-significant t test alone never does.
     """
     check_transplant(tds)
     acc = transplant_acc(tds).transpose("pair", "w_src", "lpr_src", "seed", "sparsity")
@@ -46,18 +49,23 @@ def mediation_analysis(
     alpha = round(1 - level, 12)
     out: list[TestRecord] = []
     for i, pair in enumerate(labels(acc, "pair")):
+        by_pair = {"pair": pair} | ({"h_eval": h_eval} if h_eval else {})
+        out.append(tag(nie_test(y[i], level=level), "mediation", by_pair))
         for k, s in enumerate(float(v) for v in acc["sparsity"].values):
             cells = y[i, :, :, :, k]
-            at = {"pair": pair, "sparsity": s} | ({"h_eval": h_eval} if h_eval else {})
-            tests = {
-                r.estimand: tag(r, "mediation", at) for r in mediation_tests(cells, level=level)
-            }
-            out += [tests[name] for name in CONTRASTS]
+            at = by_pair | {"sparsity": s}
+            out.append(tag(nie_test(cells, level=level), "mediation_contrasts", at))
+            tests = {r.estimand: r for r in mediation_tests(cells, level=level)}
+            out += [tag(tests[name], "mediation_contrasts", at) for name in CONTRASTS]
             out.append(tag(proportion_mediated(cells, level=level), "proportion_mediated", at))
             diffs = _contrasts(cells)
             for name in ("NDE_a", "NDE_b"):
                 rec = tost_paired(
-                    diffs[name], tost_margin, level=level, estimand=f"|{name}| < margin"
+                    diffs[name],
+                    tost_margin,
+                    level=level,
+                    estimand=f"|{name}| < margin",
+                    scale=float(np.nanmax(np.abs(cells), initial=0.0)),
                 )
                 note = (
                     f"p < {alpha:g} shows |NDE| < {tost_margin:g}; a t test with p >= "
