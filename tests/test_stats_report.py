@@ -2,6 +2,7 @@ import dataclasses
 import io
 import json
 import math
+import re
 import warnings
 
 import numpy as np
@@ -289,6 +290,36 @@ def test_latex_is_one_tabular_per_family_with_escaped_text(example):
     assert "NIE\\_a" in text and "lr=0.1$\\to$lr=0.01" in text
 
 
+def test_markdown_is_one_github_table_per_family_with_adjusted_p(example):
+    text = render(example, "markdown")
+    families = list(dict.fromkeys(example.stats["family"].values.tolist()))
+    headings = [line for line in text.splitlines() if line.startswith("### ")]
+    assert [h.split(":")[0][4:] for h in headings[:-1]] == families
+    assert headings[-1].startswith("### Within-seed ANOVA")
+    assert "### mediation: Holm over 1 test (pre-registered)" in headings
+    lines = text.splitlines()
+    for heading in headings:
+        start = lines.index(heading)
+        header = next(line for line in lines[start:] if line.startswith("| "))
+        rule = lines[lines.index(header, start) + 1]
+        assert set(rule.replace("|", "").split()) <= {"---", "---:"}
+        if "Holm" in heading or "Benjamini" in heading:
+            assert "| adjusted p |" in header
+
+
+def test_markdown_rows_escape_pipes_and_every_footnote_is_defined(example):
+    text = render(example, "markdown")
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert any("\\|NDE_a\\| < margin" in row for row in rows)
+    for block in text.split("\n\n"):
+        table = [line for line in block.splitlines() if line.startswith("| ")]
+        cols = {line.replace("\\|", "").count("|") for line in table}
+        assert len(cols) <= 1, block  # every row of a table has the same number of cells
+    refs = set(re.findall(r"\[\^(\d+)\](?!:)", text))
+    defined = set(re.findall(r"^\[\^(\d+)\]:", text, flags=re.M))
+    assert refs and refs == defined
+
+
 def test_unknown_format_is_an_error(example):
     with pytest.raises(LprError, match="--format = 'xml'"):
         render(example, "xml")
@@ -335,7 +366,7 @@ def test_cli_prints_the_table_and_writes_stats(results_dir, capsys):
     assert (results_dir / "stats.nc").is_file() and (results_dir / "dose_fit.nc").is_file()
 
 
-@pytest.mark.parametrize("fmt", ["csv", "json", "latex", "table"])
+@pytest.mark.parametrize("fmt", ["csv", "json", "latex", "markdown", "table"])
 def test_cli_each_format_prints_to_stdout(results_dir, capsys, fmt):
     main(["stats", str(results_dir), "--format", fmt, "--no-write"])
     out = capsys.readouterr().out
@@ -345,6 +376,8 @@ def test_cli_each_format_prints_to_stdout(results_dir, capsys, fmt):
         assert "records" in json.loads(out)
     elif fmt == "latex":
         assert "\\begin{tabular}" in out
+    elif fmt == "markdown":
+        assert out.startswith("## Statistical tests") and "| --- |" in out
     else:
         assert "== mediation" in out
     assert not (results_dir / "stats.nc").exists()

@@ -1,9 +1,12 @@
-"""Render a :class:`~lprcausal.stats.report.StatsResult` as text: table, CSV, JSON, LaTeX.
+"""Render a :class:`~lprcausal.stats.report.StatsResult` as text: table, CSV, JSON,
+LaTeX, Markdown.
 
 The table is for a terminal about 100 columns wide: one section per family (its
 correction and what it tests), one block per selection (pair, H_eval, reference,
 sparsity), short numbers, columns that are empty in a family left out, and notes
-numbered below each family. CSV and JSON carry every field of every record.
+numbered below each family. CSV and JSON carry every field of every record. Markdown
+is GitHub-flavoured: one table per family with adjusted p, notes as footnotes (for a
+README or a paper's supplement).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from lprcausal.errors import LprError
 from lprcausal.stats import analyses
 from lprcausal.stats.report import COORDS, SELECTION, StatsResult
 
-FORMATS = ("table", "csv", "json", "latex")
+FORMATS = ("table", "csv", "json", "latex", "markdown")
 FIELDS = (
     "estimate",
     "ci_low",
@@ -89,7 +92,7 @@ def _empty(values: np.ndarray) -> bool:
 
 
 def render(result: StatsResult, fmt: str, width: int = 100) -> str:
-    """The result as ``fmt`` ("table", "csv", "json" or "latex")."""
+    """The result as ``fmt`` ("table", "csv", "json", "latex" or "markdown")."""
     if fmt not in FORMATS:
         raise LprError(f"--format = {fmt!r} is not valid: expected one of {', '.join(FORMATS)}.")
     frame = records_frame(result.stats)
@@ -99,6 +102,8 @@ def render(result: StatsResult, fmt: str, width: int = 100) -> str:
         return _json(result, frame)
     if fmt == "latex":
         return _latex(frame, result.warnings)
+    if fmt == "markdown":
+        return _markdown(frame, result)
     return _table(frame, result, width)
 
 
@@ -415,3 +420,128 @@ def _latex(frame: pd.DataFrame, warnings: list[str]) -> str:
             lines.append(" & ".join(cells) + " \\\\")
         lines += ["\\hline", "\\end{tabular}", ""]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- markdown
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(headers: list[str], rows: list[list[str]], numeric: list[bool]) -> list[str]:
+    rule = ["---:" if num else "---" for num in numeric]
+    return [
+        "| " + " | ".join(_md_cell(c) for c in cells) + " |"
+        for cells in (headers, rule, *rows)
+    ]
+
+
+def _markdown(frame: pd.DataFrame, result: StatsResult) -> str:
+    """GitHub Markdown: warnings, then per family a heading (correction, kind), what it
+    tests, and a table with estimate, CI, statistic, p and adjusted p; notes that differ
+    between records become footnotes, numbered once for the whole document."""
+    out = ["## Statistical tests", ""]
+    if result.warnings:
+        out += ["**Warnings**", "", *(f"- {_md_cell(w)}" for w in result.warnings), ""]
+    if frame.empty:
+        return "\n".join([*out, "No tests could be run on these results.", ""])
+    footnotes: dict[str, int] = {}
+    for family, group in frame.groupby("family", sort=False):
+        out += _md_family(str(family), group, footnotes)
+    if result.anova.data_vars:
+        out += _md_anova(result.anova)
+    out += [f"{SELECTION.capitalize()}.", ""]
+    out += [f"[^{i}]: {_md_cell(text)}" for text, i in footnotes.items()]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _md_family(family: str, group: pd.DataFrame, footnotes: dict[str, int]) -> list[str]:
+    spec = analyses.FAMILIES.get(family)
+    corr = str(group["correction"].iloc[0])
+    n = len(group)
+    how = (
+        f"{CORRECTION_NAMES.get(corr, corr)} over {n} test{'s' * (n > 1)}"
+        if corr != "none"
+        else "no correction"
+    )
+    lines = [f"### {family}: {how}" + (f" ({spec.kind})" if spec else ""), ""]
+    if spec:
+        lines += [_md_cell(spec.description), ""]
+    tests = list(dict.fromkeys(group["test"]))
+    lines += ["Test: " + _md_cell("; ".join(tests) + _ci_text(group)) + ".", ""]
+    per_record = [_fragments(str(note)) for note in group["note"]]
+    common = [f for f in per_record[0] if all(f in frags for frags in per_record[1:])]
+    lines += [f"Note: {_md_cell(f)}." for f in common] + ([""] if common else [])
+    keys = [k for k in (*BLOCK_COORDS, "h_find", "layer") if k in group and _present(group[k])]
+    if len(set(group["estimand"])) > 1:
+        keys.append("estimand")
+    columns = [(k, BLOCK_NAMES.get(k, k), False) for k in keys] + [
+        ("estimate", "estimate", True),
+        ("ci", "CI", True),
+        ("stat", "statistic (df)", True),
+        ("p", "p", True),
+        ("p_adj", "adjusted p", True),
+        ("p_perm", "permutation p", True),
+        ("d_z", "d_z", True),
+        ("n", "n", True),
+        ("notes", "notes", False),
+    ]
+    rows = []
+    for rec in group.itertuples(index=False):
+        r = rec._asdict()
+        refs = []
+        for frag in _fragments(str(r.get("note", ""))):
+            if frag in common:
+                continue
+            footnotes.setdefault(frag, len(footnotes) + 1)
+            refs.append(f"[^{footnotes[frag]}]")
+        rows.append(
+            {k: _show(r[k]) for k in keys}
+            | {
+                "estimate": fmt_value(r["estimate"]),
+                "ci": _ci(r["ci_low"], r["ci_high"]),
+                "stat": fmt_stat(r["statistic"], r["df"]),
+                "p": fmt_p(r["p"]),
+                "p_adj": fmt_p(r["p_adj"]),
+                "p_perm": fmt_p(r.get("p_perm", math.nan)),
+                "d_z": "" if _isnan(r["effect_size"]) else f"{r['effect_size']:.2f}",
+                "n": str(int(r["n"])),
+                "notes": " ".join(refs),
+            }
+        )
+    keep = [c for c in columns if any(row[c[0]] for row in rows)]
+    table = _md_table(
+        [c[1] for c in keep], [[row[c[0]] for c in keep] for row in rows], [c[2] for c in keep]
+    )
+    return [*lines, *table, ""]
+
+
+def _md_anova(anova: xr.Dataset) -> list[str]:
+    lines = [
+        f"### Within-seed ANOVA: `{anova.attrs.get('formula', '')}`",
+        "",
+        "Each effect over its own effect x seed mean square; unadjusted F tests; seeds "
+        "with all four cells.",
+        "",
+    ]
+    rows = []
+    for pair in anova["pair"].values:
+        for s in anova["sparsity"].values:
+            cell = anova.sel(pair=pair, sparsity=s)
+            if np.isnan(cell["df"].values).all():
+                continue
+            for t, term in enumerate(cell["term"].values):
+                rows.append(
+                    [
+                        str(pair),
+                        f"{float(s):g}",
+                        str(term),
+                        f"{cell['sum_sq'].values[t]:.4g}",
+                        fmt_stat(cell["df"].values[t], math.nan),
+                        "" if _isnan(cell["F"].values[t]) else f"{cell['F'].values[t]:.3g}",
+                        fmt_p(cell["p"].values[t]),
+                        str(int(cell["n"])),
+                    ]
+                )
+    headers = ["pair", "sparsity", "term", "sum_sq", "df", "F", "p", "n"]
+    numeric = [False, True, False, True, True, True, True, True]
+    return [*lines, *_md_table(headers, rows, numeric), ""]

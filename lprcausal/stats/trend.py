@@ -134,7 +134,7 @@ def page_trend(
         ci_method="none",
         df=NAN,
         n=m,
-        test=f"Page's L trend test ({sided})",
+        test=f"Page's L trend test ({sided}; tie-aware permutation p)",
         library=library_versions(),
     )
     if m < 2 or k < 3:
