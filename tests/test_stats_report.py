@@ -400,6 +400,20 @@ def test_cli_tost_margin_reaches_the_records(results_dir, capsys):
     assert tost and all("margin +-0.02" in r["note"] for r in tost)
 
 
+def test_cli_help_defines_the_transplant_estimands_and_their_signs(capsys):
+    main(["stats", "--help"])
+    text = capsys.readouterr().out
+    for line in (
+        "TE    = Y(b,b) - Y(a,a)",
+        "NIE_w = Y(w,b) - Y(w,a)",
+        "NDE_l = Y(b,l) - Y(a,l)",
+        "INT   = NIE_b - NIE_a",
+        "NIE   = (NIE_a + NIE_b)/2",
+        "a = source, b = target",
+    ):
+        assert line in text
+
+
 @pytest.mark.parametrize(
     ("make", "args", "message"),
     [
