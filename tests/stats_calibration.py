@@ -187,7 +187,10 @@ def main() -> None:
     args = parser.parse_args()
     rows = table(tuple(args.seeds), args.sims)
     width = max(len(label) for label, _ in rows)
-    print(f"alpha {ALPHA}; {args.sims} simulated studies per rate (power and Page: half)")
+    print(
+        f"alpha {ALPHA}; {args.sims} simulated studies per rate "
+        "(power and Page: half; contrasts: a quarter)"
+    )
     print(f"{'':{width}}  " + "  ".join(f"{n:>2} seeds" for n in args.seeds))
     for label, values in rows:
         print(f"{label:{width}}  " + "  ".join(f"{v:>8}" for v in values))
