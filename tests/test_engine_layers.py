@@ -169,3 +169,36 @@ def test_layer_called_twice_gets_the_sum_of_both_gradients_in_its_slot():
     got, got_grads = outputs_and_grads(fast, params, x, (0, 0))
     for g, w in zip(got_grads, want_grads, strict=True):
         torch.testing.assert_close(g, w, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "name, in_shape, widths",
+    [("mlp", (1, 20), (16, 12)), ("cnn1d", (1, 24), (6, 5)), ("resnet8", (3, 8, 8), (4, 6, 8))],
+)
+def test_stacked_step_under_bf16_autocast_gives_float32_gradients_near_the_fp32_ones(
+    name, in_shape, widths
+):
+    # The engine's bf16 precision (CUDA) is autocast around the same stacked forward; the
+    # CPU's bf16 autocast exercises the same layer code, so a dtype clash shows up here too.
+    K, n_classes = 3, 4
+    states = []
+    for k in range(K):
+        torch.manual_seed(k)
+        states.append(build_model(name, in_shape, n_classes, widths=widths).state_dict())
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(K, 8, *in_shape, generator=g)
+    y = torch.randint(0, n_classes, (K, 8), generator=g)
+    grads = {}
+    for bf16 in (False, True):
+        model = StackedModel(
+            ModelConfig(name, widths), states, [None] * K, in_shape, n_classes,
+            torch.device("cpu"), torch.float32,
+        )
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            losses = member_losses(model.forward(x), y)
+        grads[bf16] = model.backward(losses.sum()).clone()
+    assert grads[True].dtype == torch.float32
+    # bf16 keeps 8 bits of mantissa: gradients off by a few percent of their norm (a wrong
+    # weight or layout would be off by about 100%).
+    assert torch.linalg.norm(grads[True] - grads[False]) < 0.1 * torch.linalg.norm(grads[False])
+    assert not torch.equal(grads[True], grads[False])  # bf16 really was used

@@ -20,6 +20,10 @@ layers up to float rounding), only how the K members' work is laid out:
   channel ``k * C + c``, with its own statistics, running buffers and affine), where
   ``vmap``'s rule normalizes first and applies the per-member scale and shift in two
   more passes over the activations.
+
+Under autocast (bf16 on CUDA) Linear and Conv1d keep the stock forwards: autocast casts
+the inputs of the ops it knows, and the hand-made backwards above, which write float32
+gradients into float32 slots, would meet bf16 gradients.
 """
 
 from __future__ import annotations
@@ -126,7 +130,13 @@ class _Linear(torch.autograd.Function):
         return out.view(*lead, w.shape[1]), 0
 
 
+def _autocasting(x: torch.Tensor) -> bool:
+    return torch.is_autocast_enabled(x.device.type)
+
+
 def _linear_forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    if _autocasting(x):
+        return F.linear(x, self.weight, self.bias)
     return _Linear.apply(x, self.weight, self.bias)
 
 
@@ -193,6 +203,8 @@ class _MemberWindows(torch.autograd.Function):
 
 def _conv1d_forward(self: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     """``nn.Conv1d.forward`` as im2col + one matmul (zero padding, no groups/dilation)."""
+    if _autocasting(x):
+        return nn.Conv1d.forward(self, x)
     batch, channels, _ = x.shape
     kernel, stride, padding = self.kernel_size[0], self.stride[0], self.padding[0]
     cols = _MemberWindows.apply(x.transpose(1, 2), kernel, stride, padding)
