@@ -1,9 +1,10 @@
 """Throughput of the fused training engine against a plain per-run PyTorch loop.
 
-Run ``python benchmarks/fused_training.py`` (``--quick`` for a short version). Prints,
+Run ``python benchmarks/fused_training.py`` (``--quick`` for a short version;
+``--device cuda`` on a GPU, ``--precision bf16`` for bf16 autocast there). Prints,
 measured in this process on this machine:
 
-(a) fp32 GEMM peak: GFLOP/s of a large square matmul;
+(a) GEMM peak: GFLOP/s of a large square matmul (on CUDA in fp32 and in bf16);
 (b) training throughput (samples/s, summed over the runs trained at once) of a plain
     per-run loop (the standard ``build_model`` module + ``torch.optim.SGD``, data on
     the device as tensors), of the engine at K = 1 and of the engine with K fused
@@ -19,7 +20,9 @@ times are steady-state per step: the time of an (S + 2)-step run minus that of a
 2-step run, divided by S, so group setup and the end-of-run evaluation cancel. Every
 figure is the median of ``--repeats`` measurements. Inputs are synthetic tensors of
 the right shapes; no dataset files are read. Run it on an otherwise idle machine:
-other processes competing for the cores distort the numbers badly.
+other processes competing for the cores distort the numbers badly. On CUDA every timing
+ends with a device synchronization, and the cases are the GPU-sized ones (ResNet-20 at
+K = 8 and 32, VGG-11 and LeNet-5 at K = 16, the MNIST-1D MLP at K = 64).
 """
 
 from __future__ import annotations
@@ -63,6 +66,15 @@ CASES = [
     Case("LeNet-5 (1x28x28)", "lenet5", (1, 28, 28), None, 20, (4, 16)),
     Case("ResNet-20 (3x32x32)", "resnet20", (3, 32, 32), None, 2, (2, 4)),
 ]
+# On a GPU the per-step cost of a small model is kernel launches, not FLOPs: longer
+# measurements and the K that a GPU study would use.
+CUDA_CASES = [
+    Case("MNIST-1D MLP (40-300-100-10)", "mlp", (1, 40), (300, 100), 100, (16, 64)),
+    Case("MNIST-1D 1D CNN (3 x 25 ch)", "cnn1d", (1, 40), None, 100, (16, 64)),
+    Case("LeNet-5 (1x28x28)", "lenet5", (1, 28, 28), None, 60, (16,)),
+    Case("VGG-11 (3x32x32)", "vgg11", (3, 32, 32), None, 20, (16,)),
+    Case("ResNet-20 (3x32x32)", "resnet20", (3, 32, 32), None, 30, (8, 32)),
+]
 N_CLASSES = 10
 
 
@@ -102,17 +114,26 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def gemm_peak(n: int, repeats: int) -> float:
-    """GFLOP/s of an n x n fp32 matmul (median of ``repeats`` timings of 5 products)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out = torch.empty(n, n)
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (timings on CUDA would measure launches otherwise)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def gemm_peak(n: int, repeats: int, device: torch.device, dtype=torch.float32) -> float:
+    """GFLOP/s of an n x n matmul (median of ``repeats`` timings of 5 products)."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    out = torch.empty(n, n, device=device, dtype=dtype)
     for _ in range(2):
         torch.mm(a, b, out=out)
     times = []
     for _ in range(repeats):
+        sync(device)
         t0 = time.perf_counter()
         for _ in range(5):
             torch.mm(a, b, out=out)
+        sync(device)
         times.append((time.perf_counter() - t0) / 5)
     return 2 * n**3 / statistics.median(times) / 1e9
 
@@ -147,31 +168,40 @@ def synthetic(case: Case, n_train: int, batch_size: int) -> Dataset:
     return Dataset("synthetic", x, y, xe, ye, xe, ye, case.in_shape, N_CLASSES)
 
 
-def plain_loop_seconds_per_step(case: Case, data: Dataset, batch_size: int, steps: int) -> float:
-    """A standard per-run loop: module + torch.optim, batches gathered from device tensors."""
+def plain_loop_seconds_per_step(
+    case: Case, data: Dataset, batch_size: int, steps: int, precision: str = "fp32"
+) -> float:
+    """A standard per-run loop: module + torch.optim, batches gathered from device tensors
+    (``data`` already on the device), bf16 autocast when asked."""
+    device = data.x_train.device
     torch.manual_seed(0)
-    model = build_model(case.model, case.in_shape, N_CLASSES, widths=case.widths).train()
+    model = build_model(case.model, case.in_shape, N_CLASSES, widths=case.widths)
+    model = model.to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     g = torch.Generator().manual_seed(0)
     spe = data.n_train // batch_size
-    perm = torch.randperm(data.n_train, generator=g)
+    perm = torch.randperm(data.n_train, generator=g).to(device)
+    bf16 = precision == "bf16"
 
     def step(i: int) -> None:
         nonlocal perm
         s = i % spe
         if s == 0:
-            perm = torch.randperm(data.n_train, generator=g)
+            perm = torch.randperm(data.n_train, generator=g).to(device)
         idx = perm[s * batch_size : (s + 1) * batch_size]
-        loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
     for i in range(3):
         step(i)
+    sync(device)
     t0 = time.perf_counter()
     for i in range(steps):
         step(i)
+    sync(device)
     return (time.perf_counter() - t0) / steps
 
 
@@ -199,8 +229,9 @@ def engine_seconds_per_step(
 
     def run(iterations: int) -> float:
         jobs = engine_jobs(case, k, batch_size, iterations)
+        sync(data.x_train.device)
         t0 = time.perf_counter()
-        train_many(jobs, data, options)
+        train_many(jobs, data, options)  # ends by copying the states to the CPU: synchronized
         return time.perf_counter() - t0
 
     if options.compile:
@@ -216,12 +247,25 @@ def bench_case(case: Case, args, peak: float) -> list[tuple]:
     ks = tuple(k for k in case.ks if k <= args.max_k)
     data = synthetic(case, batch_size=args.batch_size, n_train=args.batch_size * (steps + 2))
     # fuse=True: measure the K asked for, also where "auto" would not fuse (2D convs on CPU).
-    options = EngineOptions(device="cpu", progress=False, compile=args.compile, fuse=True)
+    options = EngineOptions(
+        device=args.device,
+        progress=False,
+        compile=args.compile,
+        fuse=True,
+        precision=args.precision,
+    )
     flops = train_flops_per_sample(case)
     B = args.batch_size
-    # Warm the engine once (first-use costs of vmap, autograd.Function, allocator).
+    # Warm the engine once (first-use costs of vmap, autograd.Function, allocator, cuDNN).
     train_many(engine_jobs(case, min(2, max(ks)), B, 2), data, options)
-    runners = [("plain loop", 1, lambda: plain_loop_seconds_per_step(case, data, B, steps))]
+    on_device = data.to(torch.device(args.device))
+    runners = [
+        (
+            "plain loop",
+            1,
+            lambda: plain_loop_seconds_per_step(case, on_device, B, steps, args.precision),
+        )
+    ]
     for k in (1, *ks):
         runners.append(
             ("engine", k, lambda k=k: engine_seconds_per_step(case, data, k, B, steps, options))
@@ -276,6 +320,10 @@ def main() -> None:
     parser.add_argument("--max-k", type=int, default=64, help="largest K to run")
     parser.add_argument("--only", default="", help="run cases whose label contains this")
     parser.add_argument("--compile", action="store_true", help="EngineOptions(compile=True)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--precision", choices=("fp32", "bf16"), default="fp32", help="bf16: autocast (CUDA)"
+    )
     parser.add_argument(
         "--study",
         choices=("auto", "yes", "no"),
@@ -288,20 +336,42 @@ def main() -> None:
     if args.quick:
         args.max_k = min(args.max_k, 16)
 
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: no CUDA device is available here")
+    if args.precision == "bf16" and device.type != "cuda":
+        parser.error("--precision bf16 needs --device cuda")
     load = OutsideLoad()
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores, {platform.system()}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu, fp32")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
+        f"{args.precision}"
+    )
+    if device.type == "cuda":
+        print(
+            f"GPU: {torch.cuda.get_device_name(device)}; TF32 in matmuls "
+            f"{torch.backends.cuda.matmul.allow_tf32}, in cuDNN convolutions "
+            f"{torch.backends.cudnn.allow_tf32}"
+        )
     if args.compile:
         print("engine rows: torch.compile, whole runs timed with compilation included")
-    peak = gemm_peak(1024 if args.quick else 2048, max(3, args.repeats))
-    print(f"(a) fp32 GEMM peak: {peak:.1f} GFLOP/s\n")
+    n = 8192 if device.type == "cuda" else 1024 if args.quick else 2048
+    peak = gemm_peak(n, max(3, args.repeats), device)
+    print(f"(a) fp32 GEMM peak: {peak:.1f} GFLOP/s")
+    if device.type == "cuda":
+        bf16_peak = gemm_peak(n, max(3, args.repeats), device, torch.bfloat16)
+        print(f"    bf16 GEMM peak: {bf16_peak:.1f} GFLOP/s")
+        if args.precision == "bf16":
+            peak = bf16_peak
+        print(f"    (% peak below is of the {args.precision} peak)")
+    print()
     header = (
         f"{'model':30s} {'runner':10s} {'K':>3s} {'samples/s':>14s} "
         f"{'x plain':>8s} {'GFLOP/s':>8s} {'% peak':>7s}"
     )
     print(header)
     print("-" * len(header))
-    for case in CASES:
+    for case in CUDA_CASES if device.type == "cuda" else CASES:
         if args.only and args.only.lower() not in case.label.lower():
             continue
         rows = bench_case(case, args, peak)
@@ -313,7 +383,8 @@ def main() -> None:
             )
         plain_frac = rows[0][6]
         print(f"{'':30s} (at the GEMM peak a runner would be {1 / plain_frac:.2f}x plain)\n")
-    if args.study == "yes" or (args.study == "auto" and not (args.quick or args.only)):
+    default_study = not (args.quick or args.only or device.type == "cuda")
+    if args.study == "yes" or (args.study == "auto" and default_study):
         bench_study(QUICKSTART, max(1, min(args.repeats, 2)))
     outside = load.fraction()
     if outside is not None:

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The CUDA check: the test suite with its CUDA-only tests, the engine benchmark on the GPU
+# (fp32 and bf16), and a ResNet-20 study on synthetic CIFAR-shaped data end to end (find,
+# decoupled eval, transplant, stats, figures) with its wall time and peak GPU memory.
+# Downloads nothing. Needs a CUDA GPU and lprcausal importable (`pip install -e ".[test]"`).
+#
+#   bash benchmarks/cuda_check.sh [OUT_DIR]     # logs in OUT_DIR (default cuda_check)
+#
+# WORK (default OUT_DIR/work) holds the synthetic data, the run store and the results.
+#
+# About 8 minutes on one H200; the measured numbers are in benchmarks/README.md ("CUDA").
+# PYTHON selects the interpreter (default python3); the exit status is non-zero if any step failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-cuda_check}
+work=${WORK:-$out/work}
+mkdir -p "$out" "$work"
+py=${PYTHON:-python3}
+failed=0
+
+step() {  # step NAME SECONDS COMMAND...: run it with a time limit, log to OUT/NAME.log
+    local name=$1 limit=$2 t0=$SECONDS rc
+    shift 2
+    echo "== $name: $*"
+    timeout "$limit" "$@" >"$out/$name.log" 2>&1
+    rc=$?
+    echo "   exit $rc after $((SECONDS - t0)) s"
+    tail -n "${TAIL_LINES:-30}" "$out/$name.log" | sed 's/^/   /'
+    [ "$rc" -eq 0 ] || failed=1
+}
+
+"$py" -c 'import torch, sys
+if not torch.cuda.is_available():
+    sys.exit("no CUDA device: this check needs a GPU")
+print("torch", torch.__version__, "CUDA", torch.version.cuda, "GPU", torch.cuda.get_device_name(0))' || exit 1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
+
+# 1. Tests: all of them, CUDA-only ones included (none may be skipped for want of a GPU).
+step tests 180 "$py" -m pytest -q -rfEs -p no:cacheprovider tests
+
+# 2. The engine against a plain per-run loop on the GPU.
+step bench_fp32 150 "$py" benchmarks/fused_training.py --device cuda --repeats 2
+step bench_bf16 60 "$py" benchmarks/fused_training.py --device cuda --precision bf16 \
+    --only ResNet --repeats 2
+
+# 3. A ResNet-20 study on synthetic CIFAR-10, sampling the GPU's memory while it runs.
+data=$work/data
+"$py" benchmarks/synthetic_cifar10.py "$data" --n-train 5000 --n-test 1000
+nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 >"$out/gpu_memory.csv" 2>/dev/null &
+sampler=$!
+study=(--store "$work/runs" --results "$work/results")
+step study 150 "$py" -m lprcausal study run benchmarks/cuda_resnet20_study.toml "${study[@]}" \
+    --data-root "$data" --device cuda --no-progress
+kill "$sampler" 2>/dev/null
+peak=$(sort -n "$out/gpu_memory.csv" 2>/dev/null | tail -n 1)
+echo "   peak GPU memory in use during the study (whole device): ${peak:-unknown} MiB"
+step stats 60 "$py" -m lprcausal stats "$work/results/cuda_resnet20"
+step figures 60 "$py" -m lprcausal figures "$work/results/cuda_resnet20" --out "$work/figures"
+"$py" - "$work/runs" <<'EOF'
+import json, sys
+from pathlib import Path
+runs = [json.loads(p.read_text()) for p in Path(sys.argv[1]).glob("*/run.json")]
+by_kind = {}
+for r in runs:
+    p = r.get("provenance", {})
+    by_kind.setdefault(r["kind"], []).append((p.get("wall_seconds") or 0.0, p.get("device")))
+for kind, rows in sorted(by_kind.items()):
+    total = sum(s for s, _ in rows)
+    devices = sorted({str(d) for _, d in rows})
+    print(f"   {kind}: {len(rows)} runs, {total:.1f} s of run time ({total / len(rows):.2f} s a run), on {devices}")
+EOF
+
+echo "== done: $([ $failed -eq 0 ] && echo 'every step passed' || echo 'SOME STEP FAILED')"
+exit $failed
