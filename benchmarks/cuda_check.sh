@@ -42,6 +42,8 @@ step tests 180 "$py" -m pytest -q -rfEs -p no:cacheprovider tests
 step bench_fp32 150 "$py" benchmarks/fused_training.py --device cuda --repeats 2
 step bench_bf16 60 "$py" benchmarks/fused_training.py --device cuda --precision bf16 \
     --only ResNet --repeats 2
+step bench_cudnn_benchmark 60 "$py" benchmarks/fused_training.py --device cuda --cudnn-benchmark \
+    --only ResNet --repeats 2
 
 # 3. A ResNet-20 study on synthetic CIFAR-10, sampling the GPU's memory while it runs.
 data=$work/data
@@ -59,15 +61,21 @@ step figures 60 "$py" -m lprcausal figures "$work/results/cuda_resnet20" --out "
 "$py" - "$work/runs" <<'EOF'
 import json, sys
 from pathlib import Path
-runs = [json.loads(p.read_text()) for p in Path(sys.argv[1]).glob("*/run.json")]
 by_kind = {}
-for r in runs:
-    p = r.get("provenance", {})
-    by_kind.setdefault(r["kind"], []).append((p.get("wall_seconds") or 0.0, p.get("device")))
+for folder in Path(sys.argv[1]).iterdir():
+    if not (folder / "run.json").is_file():
+        continue
+    run = json.loads((folder / "run.json").read_text())
+    metrics = json.loads((folder / "metrics.json").read_text())
+    acc = metrics.get("test_acc", metrics.get("dense_test_acc"))  # find runs: the dense model
+    p = run.get("provenance", {})
+    by_kind.setdefault(run["kind"], []).append((p.get("wall_seconds") or 0.0, p.get("device"), acc))
 for kind, rows in sorted(by_kind.items()):
-    total = sum(s for s, _ in rows)
-    devices = sorted({str(d) for _, d in rows})
-    print(f"   {kind}: {len(rows)} runs, {total:.1f} s of run time ({total / len(rows):.2f} s a run), on {devices}")
+    total = sum(r[0] for r in rows)
+    accs = [r[2] for r in rows if r[2] is not None] or [float("nan")]
+    print(f"   {kind}: {len(rows)} runs, {total:.1f} s of run time ({total / len(rows):.2f} s a run), "
+          f"devices {sorted({str(r[1]) for r in rows})}, test accuracy "
+          f"{min(accs):.3f} to {max(accs):.3f} (mean {sum(accs) / len(accs):.3f})")
 EOF
 
 echo "== done: $([ $failed -eq 0 ] && echo 'every step passed' || echo 'SOME STEP FAILED')"

@@ -256,8 +256,10 @@ def bench_case(case: Case, args, peak: float) -> list[tuple]:
     )
     flops = train_flops_per_sample(case)
     B = args.batch_size
-    # Warm the engine once (first-use costs of vmap, autograd.Function, allocator, cuDNN).
-    train_many(engine_jobs(case, min(2, max(ks)), B, 2), data, options)
+    # Warm the engine at every K (first-use costs of vmap, autograd.Function, the
+    # allocator, and cuDNN's per-shape algorithm search), so no timed run pays them.
+    for k in (1, *ks):
+        train_many(engine_jobs(case, k, B, 2), data, options)
     on_device = data.to(torch.device(args.device))
     runners = [
         (
@@ -325,6 +327,11 @@ def main() -> None:
         "--precision", choices=("fp32", "bf16"), default="fp32", help="bf16: autocast (CUDA)"
     )
     parser.add_argument(
+        "--cudnn-benchmark",
+        action="store_true",
+        help="torch.backends.cudnn.benchmark = True (cuDNN times its algorithms per shape)",
+    )
+    parser.add_argument(
         "--study",
         choices=("auto", "yes", "no"),
         default="auto",
@@ -337,6 +344,7 @@ def main() -> None:
         args.max_k = min(args.max_k, 16)
 
     device = torch.device(args.device)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: no CUDA device is available here")
     if args.precision == "bf16" and device.type != "cuda":
@@ -351,7 +359,8 @@ def main() -> None:
         print(
             f"GPU: {torch.cuda.get_device_name(device)}; TF32 in matmuls "
             f"{torch.backends.cuda.matmul.allow_tf32}, in cuDNN convolutions "
-            f"{torch.backends.cudnn.allow_tf32}"
+            f"{torch.backends.cudnn.allow_tf32}; cuDNN benchmark mode "
+            f"{torch.backends.cudnn.benchmark}"
         )
     if args.compile:
         print("engine rows: torch.compile, whole runs timed with compilation included")
