@@ -1,0 +1,147 @@
+"""Masks as files: safetensors with the description in the header, never a pickle.
+
+The header's ``__metadata__`` (string -> string) holds ``format = "lprcausal.masks"``,
+``format_version``, ``lprcausal_version``, ``sparsity`` (over the masks, computed here),
+``names`` and ``shapes`` (JSON, in network order; safetensors itself sorts tensors by
+name), ``method`` and ``source_run`` when given, and any other keyword given to
+:func:`save_masks` (as JSON). Loading parses only JSON and raw tensor bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
+
+from lprcausal import __version__
+from lprcausal.api.weights import ModelOrParams, weights_of
+from lprcausal.errors import LprError
+from lprcausal.pruning import overall_sparsity
+from lprcausal.pruning.masks import check_masks_match
+from lprcausal.store import atomic_write_bytes
+
+FORMAT = "lprcausal.masks"
+FORMAT_VERSION = "1"
+_RESERVED = ("format", "format_version", "lprcausal_version", "names", "shapes", "sparsity")
+
+
+def save_masks(path: str | os.PathLike, masks: Mapping[str, torch.Tensor], **metadata: Any) -> Path:
+    """Write ``masks`` (name -> bool tensor) to ``path`` as safetensors, atomically.
+
+    Keywords become header metadata (JSON-encoded): e.g. ``method="imp"``,
+    ``source_run="3f2a..."``. Returns the path.
+
+    >>> import torch, tempfile, os, lprcausal as lpc
+    >>> m = {"fc.weight": torch.tensor([[True, False], [True, True]])}
+    >>> p = lpc.save_masks(os.path.join(tempfile.mkdtemp(), "m.safetensors"), m, method="mine")
+    >>> lpc.load_masks(p)["fc.weight"].tolist(), lpc.mask_metadata(p)["sparsity"]
+    ([[True, False], [True, True]], 0.25)
+    """
+    check_masks_match(masks, masks)
+    clash = [k for k in metadata if k in _RESERVED]
+    if clash:
+        raise LprError(
+            f"metadata keys {clash} are computed by save_masks: expected other keys "
+            f"(reserved: {', '.join(_RESERVED)})."
+        )
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "lprcausal_version": __version__,
+        "names": json.dumps(list(masks)),
+        "shapes": json.dumps([list(m.shape) for m in masks.values()]),
+        "sparsity": json.dumps(overall_sparsity(masks)),
+    }
+    for key, value in metadata.items():
+        try:
+            header[key] = json.dumps(value)
+        except TypeError:
+            raise LprError(
+                f"metadata {key} = {value!r} is not valid: expected a JSON value "
+                "(string, number, bool, list, dict)."
+            ) from None
+    tensors = {n: m.detach().cpu().contiguous() for n, m in masks.items()}
+    path = Path(path)
+    atomic_write_bytes(path, save(tensors, metadata=header))
+    return path
+
+
+def _open(path: Path):
+    if not path.is_file():
+        raise LprError(f"masks file {str(path)!r} does not exist: expected a .safetensors file.")
+    try:
+        return safe_open(str(path), framework="pt")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise LprError(
+            f"masks file {str(path)!r} is not a readable safetensors file ({exc}): expected "
+            "masks written by lprcausal.save_masks or `lprcausal masks export`."
+        ) from None
+
+
+def mask_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The header metadata of a masks file, JSON values decoded (strings kept as written)."""
+    with _open(Path(path)) as fh:
+        raw = fh.metadata() or {}
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def load_masks(
+    path: str | os.PathLike, model_or_params: ModelOrParams | None = None
+) -> dict[str, torch.Tensor]:
+    """Read masks from a safetensors file, in the order its header lists (else file order).
+
+    Every tensor must be boolean. With ``model_or_params`` the masks must cover exactly
+    names of its parameters with their shapes; the error names the first mismatches.
+    """
+    path = Path(path)
+    with _open(path) as fh:
+        keys = list(fh.keys())
+        names = (fh.metadata() or {}).get("names")
+        order = json.loads(names) if names else keys
+        if sorted(order) != sorted(keys):
+            order = keys
+        masks = {n: fh.get_tensor(n) for n in order}
+    for n, m in masks.items():
+        if m.dtype != torch.bool:
+            raise LprError(
+                f"masks file {str(path)!r}: tensor {n!r} has dtype {m.dtype}: expected "
+                "torch.bool (True = weight kept)."
+            )
+    if model_or_params is not None:
+        check_fits(masks, model_or_params, f"masks file {str(path)!r}")
+    return masks
+
+
+def check_fits(masks: Mapping[str, torch.Tensor], model_or_params: ModelOrParams, what: str) -> None:
+    """Raise :class:`LprError` unless every mask names a parameter of the model with its shape,
+    listing the first names missing from the model and the first shape mismatches."""
+    from lprcausal.api.weights import unwrap
+
+    if isinstance(model_or_params, torch.nn.Module):
+        params = {n: p.detach() for n, p in unwrap(model_or_params).named_parameters()}
+    else:
+        params = dict(model_or_params)
+    unknown = [n for n in masks if n not in params]
+    wrong = [
+        f"{n} {list(masks[n].shape)} vs {list(params[n].shape)}"
+        for n in masks if n in params and tuple(masks[n].shape) != tuple(params[n].shape)
+    ]
+    if unknown or wrong:
+        raise LprError(
+            f"{what} does not match the model: names not in the model {unknown[:5]}, "
+            f"shape mismatches (mask vs weight) {wrong[:5]}; expected masks over parameters "
+            f"of the model such as {list(params)[:6]} with their shapes."
+        )
+    weights_of(params, list(masks))
