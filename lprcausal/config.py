@@ -442,6 +442,75 @@ class EvalSpec(_Config):
             )
 
 
+@dataclass(frozen=True)
+class OwnFindSpec(_Config):
+    """A find run trained by the user's own loop (:func:`lprcausal.find`).
+
+    ``code`` identifies the code that trained it: the user's ``code_version`` string, or
+    ``sha256:<hex>`` of the source of the model builder and the train function.
+    ``hparams`` is the user's hyperparameter dict as canonical JSON. ``include`` /
+    ``exclude`` are the prunable-set globs. ``prune.exclude_first/last`` and unit
+    pruning do not apply.
+    """
+
+    _section: ClassVar[str] = "own_find"
+    kind: ClassVar[str] = "own-find"
+
+    code: str = ""
+    hparams: str = "{}"
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class OwnEvalSpec(_Config):
+    """An eval run of the user's own loop (:func:`lprcausal.evaluate`) on a find run's mask.
+
+    ``find`` is a find run of either kind (``mask`` as in :class:`EvalSpec`); ``code`` and
+    ``hparams`` as in :class:`OwnFindSpec`; ``mode`` is ``rewind`` or ``finetune``.
+    """
+
+    _section: ClassVar[str] = "own_eval"
+    kind: ClassVar[str] = "own-eval"
+
+    find: str = ""
+    sparsity: float = 0.8
+    code: str = ""
+    hparams: str = "{}"
+    mask: MaskSpec = field(default_factory=MaskSpec)
+    mode: str = "rewind"
+    seed: int = 0
+
+    def __post_init__(self):
+        check_sparsity(self.sparsity)
+        if self.mode not in ("rewind", "finetune"):
+            raise LprError(
+                f"mode = {self.mode!r} is not valid for an eval of your own loop: expected "
+                "'rewind' or 'finetune'."
+            )
+
+
+@dataclass(frozen=True)
+class ImportSpec(_Config):
+    """Masks imported from a file (``lprcausal masks import``) as a find run of one level.
+
+    The masks (``masks_sha256``, the hash of the file's tensors) sit on model ``model``
+    for dataset ``data``; the run's rewind point is the model's initialization for
+    ``seed``, so ``lprcausal eval`` can train the imported mask like any find run's.
+    """
+
+    _section: ClassVar[str] = "import"
+    kind: ClassVar[str] = "import"
+
+    masks_sha256: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    seed: int = 0
+
+
 _NESTED: dict[str, type[_Config]] = {
     "TrainConfig": TrainConfig,
     "DataConfig": DataConfig,
@@ -450,10 +519,16 @@ _NESTED: dict[str, type[_Config]] = {
     "MaskSpec": MaskSpec,
 }
 
-SPEC_TYPES: dict[str, type[_Config]] = {"find": FindSpec, "eval": EvalSpec}
+SPEC_TYPES: dict[str, type[_Config]] = {
+    "find": FindSpec,
+    "eval": EvalSpec,
+    "own-find": OwnFindSpec,
+    "own-eval": OwnEvalSpec,
+    "import": ImportSpec,
+}
 
 
-def spec_to_record(spec: FindSpec | EvalSpec) -> dict[str, Any]:
+def spec_to_record(spec: FindSpec | EvalSpec | OwnFindSpec | OwnEvalSpec | ImportSpec) -> dict[str, Any]:
     """The full resolved description stored with a run (defaults included)."""
     return {"kind": spec.kind, "spec": spec.to_dict()}
 
@@ -461,7 +536,7 @@ def spec_to_record(spec: FindSpec | EvalSpec) -> dict[str, Any]:
 def spec_from_record(record: dict[str, Any]) -> FindSpec | EvalSpec:
     kind = record.get("kind")
     if kind not in SPEC_TYPES:
-        raise LprError(f"run kind = {kind!r} is not known: expected 'find' or 'eval'.")
+        raise LprError(f"run kind = {kind!r} is not known: expected one of {', '.join(SPEC_TYPES)}.")
     return SPEC_TYPES[kind].from_dict(record["spec"], kind)
 
 

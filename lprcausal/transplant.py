@@ -101,6 +101,8 @@ def check_design(ctx: Context, design: TransplantDesign) -> None:
     for a_id, b_id in design.pairs:
         a = FindRun(ctx.store, a_id, "source")
         b = FindRun(ctx.store, b_id, "target")
+        a.require_engine("transplant")
+        b.require_engine("transplant")
         check_same_layers(a, b)
         check_same_structure(a, b)
         for c in design.controls:

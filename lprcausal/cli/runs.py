@@ -10,7 +10,7 @@ from lprcausal.cli.app import cli
 from lprcausal.cli.tables import table
 from lprcausal.config import to_toml
 from lprcausal.pipeline import FindRun, open_run
-from lprcausal.pipeline.runs import StoredRun
+from lprcausal.pipeline.runs import FIND_KINDS, StoredRun
 from lprcausal.store import RunStore
 
 
@@ -22,7 +22,8 @@ def runs_group() -> None:
 @runs_group.command("list")
 @click.option("--store", default="runs", show_default=True, type=click.Path(),
               help="Run store folder.")
-@click.option("--kind", type=click.Choice(["find", "eval"]), default=None,
+@click.option("--kind", type=click.Choice(["find", "eval", "own-find", "own-eval", "import"]),
+              default=None,
               help="Only runs of this kind.")
 def list_command(store: str, kind: str | None) -> None:
     """One line per run: id, name, kind, model/dataset, H (lr, optimizer, length), accuracy."""
@@ -38,22 +39,37 @@ def list_command(store: str, kind: str | None) -> None:
         if kind and run.kind != kind:
             continue
         spec, m = run.spec, run.metrics
-        t = spec.train
-        length = f"{t.epochs}ep" if t.epochs is not None else f"{t.iterations}it"
-        if run.kind == "find":
-            what = f"{spec.model.name}/{spec.data.name} {spec.prune.method}"
-            acc = m["dense_test_acc"]
+        what, h = _describe(run.kind, spec)
+        if run.kind in FIND_KINDS:
+            acc = m.get("dense_test_acc", float("nan"))
             detail = "levels " + ",".join(f"{s:g}" for s in m["levels"])
         else:
-            what = f"mask {spec.mask.kind} of {spec.find[:8]} ({spec.mode})"
             acc = m["test_acc"]
             detail = f"sparsity {spec.sparsity:g}"
-        rows.append([run_id, ",".join(aliases.get(run_id, [])) or "-", run.kind, what,
-                     f"{t.optimizer} lr={t.lr:g} {length}", detail, acc])
+        rows.append([run_id, ",".join(aliases.get(run_id, [])) or "-", run.kind, what, h,
+                     detail, acc])
     if not rows:
         click.echo(f"No runs in store {store!r}.")
         return
     click.echo(table(["id", "name", "kind", "what", "H", "detail", "test_acc"], rows))
+
+
+def _describe(kind: str, spec) -> tuple[str, str]:
+    """The 'what' and 'H' columns of a run of any kind."""
+    if kind == "import":
+        return f"imported masks on {spec.model.name}/{spec.data.name}", "-"
+    if kind in ("own-find", "own-eval"):
+        h = spec.hparams if len(spec.hparams) <= 40 else spec.hparams[:37] + "..."
+        code = spec.code if len(spec.code) <= 19 else spec.code[:19]
+        if kind == "own-find":
+            return f"own loop {code} {spec.prune.method}", h
+        return f"own loop: mask {spec.mask.kind} of {spec.find[:8]} ({spec.mode})", h
+    t = spec.train
+    length = f"{t.epochs}ep" if t.epochs is not None else f"{t.iterations}it"
+    h = f"{t.optimizer} lr={t.lr:g} {length}"
+    if kind == "find":
+        return f"{spec.model.name}/{spec.data.name} {spec.prune.method}", h
+    return f"mask {spec.mask.kind} of {spec.find[:8]} ({spec.mode})", h
 
 
 @runs_group.command("show")

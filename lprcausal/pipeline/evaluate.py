@@ -25,6 +25,7 @@ def ensure_evals(ctx: Context, specs: Sequence[EvalSpec]) -> list[str]:
     """Run ids of these eval specs, training the ones the store lacks."""
     for spec in specs:
         find = FindRun(ctx.store, spec.find, "find")
+        find.require_engine("evaluate")
         find.level(spec.sparsity)
         check_mask_kind(find, spec.mask.kind)
         data = ctx.dataset(find.spec.data)

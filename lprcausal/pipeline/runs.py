@@ -10,6 +10,9 @@ from lprcausal.models.units import UnitLayer, layers_from_json
 from lprcausal.store import RunStore
 
 LEVEL_TOL = 1e-9
+FIND_KINDS = ("find", "own-find", "import")
+"""Run kinds that hold masks per level: engine find runs, runs of a user's own loop
+(:func:`lprcausal.find`) and masks imported from a file."""
 
 
 def level_key(s: float) -> str:
@@ -66,13 +69,24 @@ class FindRun(StoredRun):
 
     def __init__(self, store: RunStore, run_id: str, field: str = "run"):
         super().__init__(store, run_id)
-        if self.kind != "find":
+        if self.kind not in FIND_KINDS:
             raise LprError(
                 f"{field} = {run_id} is an {self.kind} run: expected a find run (made by "
-                "`lprcausal find`), whose masks and weights an eval or transplant starts from."
+                "`lprcausal find`, `lprcausal.find` or `lprcausal masks import`), whose masks "
+                "and weights an eval or transplant starts from."
             )
         self._masks = None
         self._unit_masks = None
+
+    def require_engine(self, what: str) -> None:
+        """Raise unless the engine can train from this run (it knows its model and data)."""
+        if self.kind == "own-find":
+            raise LprError(
+                f"run {self.id} was trained by your own loop (lprcausal.find): the engine "
+                f"cannot {what} it, as it knows neither its model nor its data. Use "
+                "lprcausal.evaluate with your train function instead, or transplant its masks "
+                "onto weights with `lprcausal transplant --source RUN --target CKPT --model M`."
+            )
 
     @property
     def structured(self) -> bool:
@@ -120,11 +134,16 @@ class FindRun(StoredRun):
             self._masks = split_levels(self.store.read_tensors(self.id, "masks.safetensors"))
         return self._masks[key]
 
+    def final_state(self) -> dict[str, torch.Tensor]:
+        if self.kind == "import":
+            raise LprError(
+                f"run {self.id} holds masks imported from a file, without trained weights: "
+                "expected a run with trained weights here (use it as the LPR source)."
+            )
+        return self.store.read_tensors(self.id, "weights_final.safetensors")
+
     def rewind_state(self) -> dict[str, torch.Tensor]:
         return self.store.read_tensors(self.id, "weights_rewind.safetensors")
-
-    def final_state(self) -> dict[str, torch.Tensor]:
-        return self.store.read_tensors(self.id, "weights_final.safetensors")
 
     def source_state(self, s: float) -> dict[str, torch.Tensor]:
         """The trained weights that mask ``s`` was pruned from (dense final for one-shot)."""
@@ -159,4 +178,4 @@ class EvalRun(StoredRun):
 def open_run(store: RunStore, ref: str, field: str = "run") -> FindRun | EvalRun:
     run_id = store.resolve(ref, field)
     base = StoredRun(store, run_id)
-    return FindRun(store, run_id, field) if base.kind == "find" else EvalRun(store, run_id)
+    return FindRun(store, run_id, field) if base.kind in FIND_KINDS else EvalRun(store, run_id)
