@@ -499,6 +499,7 @@ class ImportSpec(_Config):
     The masks (``masks_sha256``, the hash of the file's tensors) sit on model ``model``
     for dataset ``data``; the run's rewind point is the model's initialization for
     ``seed``, so ``lprcausal eval`` can train the imported mask like any find run's.
+    ``sparsity``: the level's label when the user gave one (else the file's sparsity).
     """
 
     _section: ClassVar[str] = "import"
@@ -508,6 +509,7 @@ class ImportSpec(_Config):
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
+    sparsity: float | None = None
     seed: int = 0
 
 

@@ -44,6 +44,7 @@ def _register() -> None:
         figures_command,
         find_eval,
         lpr,
+        masks,
         runs,
         stats_command,
         study,

@@ -12,6 +12,7 @@ import numpy as np
 from lprcausal.cli.app import cli
 from lprcausal.cli.options import build_train_config, runtime_options, train_options
 from lprcausal.cli.tables import table
+from lprcausal.cli.transplant_checkpoint import checkpoint_target_options
 from lprcausal.config import TrainConfig, check_sparsity, to_toml
 from lprcausal.errors import LprError
 from lprcausal.pipeline import EvalRun, FindRun
@@ -63,7 +64,8 @@ def default_h_eval(ctx, pairs) -> tuple[TrainConfig, str]:
 @click.option("--source", "sources", multiple=True, required=True,
               help="Find run(s) a (name, id, prefix or name pattern such as 'lrA-*').")
 @click.option("--target", "targets", multiple=True, required=True,
-              help="Find run(s) b, paired with the sources by seed.")
+              help="Find run(s) b, paired with the sources by seed; with --model, a "
+                   "checkpoint file (.safetensors or a torch state dict).")
 @click.option("--sparsity", "sparsities", type=float, multiple=True,
               help="Level(s) to transplant at [default: levels both runs have].")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
@@ -80,6 +82,7 @@ def default_h_eval(ctx, pairs) -> tuple[TrainConfig, str]:
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="netCDF file for the results [default: results/transplant-<a>-<b>.nc].")
 @runtime_options
+@checkpoint_target_options
 def transplant_command(sources, targets, sparsities, config, train_overrides, mode, eval_seeds,
                        alphas, controls, out, ctx) -> None:
     """Transplant layerwise pruning ratios: weights from {a, b} x LPR from {a, b}.

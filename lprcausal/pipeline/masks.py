@@ -93,9 +93,9 @@ def eval_mask(store, spec: EvalSpec, find: FindRun) -> dict[str, torch.Tensor]:
     if find.structured:
         return eval_masks(store, spec, find).weights
     s, m = spec.sparsity, spec.mask
-    weights = find.prunable_weights(s)
     if m.kind == "own":
         return find.mask(s)
+    weights = find.prunable_weights(s)
     if m.kind == "transplant":
         source = _other(store, m.lpr_from, find, "lpr_from")
         return transplant_masks(source.mask(s), weights)

@@ -1,0 +1,89 @@
+"""``lprcausal transplant --source RUN --target CKPT --model M``: onto weights from a file.
+
+Declared as a decorator over the transplant command, so the store-to-store factorial keeps
+its own code: with ``--model`` the target is a checkpoint file (safetensors, or a torch
+state dict read with ``weights_only=True``) and this path runs instead.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from lprcausal.config import DataConfig, ModelConfig, TrainConfig
+from lprcausal.errors import LprError
+
+
+def checkpoint_target_options(func: Callable) -> Callable:
+    opts = [
+        click.option("--model", "ckpt_model", default=None,
+                     help="With --target CHECKPOINT: the model the checkpoint holds (mlp, "
+                          "cnn1d, ...). Its masks at the source's LPR go to --masks-out."),
+        click.option("--widths", "ckpt_widths", default=None,
+                     help="With --model: comma-separated layer widths."),
+        click.option("--dataset", "ckpt_dataset", default="mnist1d", show_default=True,
+                     help="With --model: dataset the model is built for and evaluated on."),
+        click.option("--n-samples", "ckpt_n_samples", type=int, default=None,
+                     help="With --model: MNIST-1D samples to generate."),
+        click.option("--masks-out", "ckpt_masks_out", default=None,
+                     type=click.Path(dir_okay=False),
+                     help="With --model: masks file [default: <checkpoint>-transplant"
+                          ".safetensors; -s<level> added for several levels]."),
+        click.option("--eval/--no-eval", "ckpt_eval", default=False, show_default=True,
+                     help="With --model: also fine-tune the checkpoint at the source's LPR "
+                          "and at its own, per seed, and write the Dataset to --out."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        ckpt = {k: kwargs.pop(k) for k in list(kwargs) if k.startswith("ckpt_")}
+        if ckpt["ckpt_model"] is None:
+            return func(*args, **kwargs)
+        return _run(ckpt, **kwargs)
+
+    return wrapper
+
+
+def _run(ckpt: dict, sources, targets, sparsities, config, train_overrides, eval_seeds, out,
+         ctx, **_ignored) -> None:
+    from lprcausal.cli.find_eval import _parse_widths
+    from lprcausal.cli.options import build_train_config
+    from lprcausal.results_io import save_dataset
+    from lprcausal.transplant_checkpoint import evaluate_transplant, transplant_onto_checkpoint
+
+    if len(sources) != 1 or len(targets) != 1:
+        raise LprError(
+            f"--model transplants one source run onto one checkpoint: got {len(sources)} "
+            f"--source and {len(targets)} --target; expected one of each."
+        )
+    widths = _parse_widths(ckpt["ckpt_widths"])
+    model = ModelConfig.from_dict(
+        {"name": ckpt["ckpt_model"], **({"widths": widths} if widths else {})}, "model")
+    n = ckpt["ckpt_n_samples"]
+    data = DataConfig.from_dict(
+        {"name": ckpt["ckpt_dataset"], **({"n_samples": n} if n is not None else {})}, "data")
+    target = targets[0]
+    masks_out = ckpt["ckpt_masks_out"] or str(Path(target).with_suffix("")) + "-transplant.safetensors"
+    source, levels, state, masks, files = transplant_onto_checkpoint(
+        ctx, sources[0], target, model, data, tuple(sparsities), masks_out)
+    for s, f in zip(levels, files, strict=True):
+        click.echo(f"sparsity {s:g}: masks of {target} at the LPR of run {source.id} -> {f}")
+    if not ckpt["ckpt_eval"]:
+        return
+    h_eval = build_train_config(config, "train", train_overrides) if (
+        config or train_overrides) else TrainConfig()
+    seeds = tuple(eval_seeds) or (source.spec.seed,)
+    ds = evaluate_transplant(ctx, state, masks, levels, model, data, h_eval, seeds, source.id,
+                             target)
+    path = Path(out) if out else Path("results") / f"transplant-{source.id[:8]}-{Path(target).stem}.nc"
+    save_dataset(ds, path)
+    for j, s in enumerate(levels):
+        a, b = ds["acc"].values[0, :, :, j].mean(axis=1)
+        click.echo(f"sparsity {s:g}: eval accuracy at the source's LPR {a:.4f}, at the "
+                   f"checkpoint's own LPR {b:.4f}")
+    click.echo(f"results: {path}")

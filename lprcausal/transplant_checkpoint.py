@@ -1,0 +1,143 @@
+"""Transplant a stored run's LPR onto weights from outside the store (a checkpoint file).
+
+For each level ``s``: the checkpoint's weights are pruned layerwise by magnitude at the
+exact per-layer counts of the source run's mask (``transplant_masks``), and the masks are
+written to a file. With an eval, each mask is also compared with the checkpoint's own
+global magnitude mask at the same sparsity: both are trained from the checkpoint
+(fine-tuned, mask held) with H_eval per seed, giving ``acc(w_src, lpr_src, seed,
+sparsity)`` with ``w_src = ["b"]`` (the checkpoint) and ``lpr_src = ["a", "b"]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+from lprcausal.api.checkpoints import load_state_dict_file
+from lprcausal.api.mask_files import save_masks
+from lprcausal.config import DataConfig, ModelConfig, TrainConfig, check_sparsity, derive_seed
+from lprcausal.errors import LprError
+from lprcausal.models import build_model
+from lprcausal.pipeline import Context, FindRun
+from lprcausal.pruning import global_magnitude_masks, transplant_masks
+from lprcausal.train import TrainJob, train_many
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_target(ctx: Context, path: str | os.PathLike, model: ModelConfig,
+                data: DataConfig) -> dict[str, torch.Tensor]:
+    """The checkpoint's state dict, checked to load into ``model`` built for ``data``."""
+    state = load_state_dict_file(path)
+    ds = ctx.dataset(data)
+    net = build_model(model.name, ds.in_shape, ds.n_classes, widths=model.widths)
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {list(state[k].shape)} vs {list(v.shape)}" for k, v in expected.items()
+             if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        raise LprError(
+            f"checkpoint {str(path)!r} does not fit model {model.name!r}: missing keys "
+            f"{missing[:5]}, unexpected keys {unexpected[:5]}, shape mismatches (checkpoint vs "
+            f"model) {wrong[:5]}; expected a state dict of that model (--model, --widths)."
+        )
+    return {k: state[k].to(v.dtype) for k, v in expected.items()}
+
+
+def masks_out_paths(out: str | os.PathLike, levels: list[float]) -> list[Path]:
+    """One file per level: ``out`` itself for one level, ``<stem>-s<level><suffix>`` for more."""
+    out = Path(out)
+    if len(levels) == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}-s{s:g}{out.suffix}") for s in levels]
+
+
+def transplant_onto_checkpoint(
+    ctx: Context,
+    source_ref: str,
+    path: str | os.PathLike,
+    model: ModelConfig,
+    data: DataConfig,
+    sparsities: tuple[float, ...],
+    masks_out: str | os.PathLike,
+) -> tuple[FindRun, list[float], dict[str, torch.Tensor], list[dict], list[Path]]:
+    """Masks of the checkpoint at the source's LPR at each level, written to files.
+
+    Returns the source run, the levels, the checkpoint state, the masks per level and
+    the files written.
+    """
+    source = FindRun(ctx.store, ctx.store.resolve(source_ref, "--source"), "source")
+    levels = [check_sparsity(s) for s in sparsities] or source.levels
+    for s in levels:
+        source.level(s, "--sparsity")
+    state = load_target(ctx, path, model, data)
+    weights = {}
+    for name in source.prunable:
+        if name not in state:
+            raise LprError(
+                f"source run {source.id} prunes {name!r}, which model {model.name!r} does not "
+                "have: expected a target of the same architecture as the source run."
+            )
+        weights[name] = state[name]
+    digest = _file_sha256(Path(path))
+    masks, files = [], masks_out_paths(masks_out, levels)
+    for s, out in zip(levels, files, strict=True):
+        m = transplant_masks(source.mask(s), weights)
+        masks.append(m)
+        save_masks(out, m, method="transplant", source_run=source.id,
+                   target_checkpoint=str(path), target_sha256=digest, model=model.to_dict())
+    return source, levels, state, masks, files
+
+
+def evaluate_transplant(
+    ctx: Context,
+    state: dict[str, torch.Tensor],
+    masks: list[dict],
+    levels: list[float],
+    model: ModelConfig,
+    data: DataConfig,
+    h_eval: TrainConfig,
+    seeds: tuple[int, ...],
+    source_id: str,
+    path: str,
+) -> xr.Dataset:
+    """Train the checkpoint at the source's LPR (``lpr_src = a``) and at its own global
+    magnitude LPR (``b``) per seed and level; ``acc(w_src, lpr_src, seed, sparsity)``."""
+    ds = ctx.dataset(data)
+    names = list(masks[0])
+    jobs, where = [], []
+    for i, seed in enumerate(seeds):
+        for j, (s, transplanted) in enumerate(zip(levels, masks, strict=True)):
+            own = global_magnitude_masks({n: state[n] for n in names}, s)
+            for lp, mask in enumerate((transplanted, own)):
+                jobs.append(TrainJob(model=model, train=h_eval, init_state=state,
+                                     data_seed=derive_seed(seed, "eval-data"), mask=mask,
+                                     label=f"transplant ckpt s{s:g}"))
+                where.append((lp, i, j))
+    acc = np.full((1, 2, len(seeds), len(levels)), np.nan)
+    for (lp, i, j), result in zip(where, train_many(jobs, ds, ctx.engine), strict=True):
+        acc[0, lp, i, j] = result.test_acc
+    out = xr.Dataset(
+        {"acc": (("w_src", "lpr_src", "seed", "sparsity"), acc,
+                 {"long_name": "eval test accuracy (final epoch)", "units": "1"})},
+        coords={"w_src": ["b"], "lpr_src": ["a", "b"], "seed": list(seeds), "sparsity": levels},
+    )
+    out["sparsity"].attrs = {"long_name": "fraction of prunable weights removed", "units": "1"}
+    out.attrs.update({
+        "title": f"LPR transplant {source_id[:8]} -> checkpoint {Path(path).name}",
+        "source": "lprcausal transplant --target CHECKPOINT",
+        "a_label": source_id,
+        "b_label": str(path),
+        "h_eval": repr(h_eval.to_dict()),
+        "mode": "finetune",
+        "structure": "weight",
+    })
+    return out
