@@ -88,6 +88,11 @@ def test_example_runs_appear_in_runs_list_and_lpr(capsys, tmp_path, example, mon
     out = cli(capsys, "lpr", "own-oneshot", "--sparsity", "0.8", "--compare", "own-imp",
               "--store", "runs")
     assert "hidden.0.weight" in out and "L1 to" in out
+    try:
+        main(["eval", "own-oneshot", "--store", "runs"])
+    except SystemExit as exc:
+        assert exc.code == 2
+    assert "trained by your own loop" in capsys.readouterr().err
     # asking again reuses every run: nothing is trained, ids are the same
     before = sorted(p.name for p in (tmp_path / "runs").iterdir())
     example.main("runs")
