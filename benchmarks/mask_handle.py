@@ -73,7 +73,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--resnet", action="store_true", help="also ResNet-20 (slow on CPU)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     steps, repeats = (20, 3) if args.quick else (args.steps, args.repeats)
     print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{steps} steps x {repeats} repeats, batch 128, masks at sparsity 0.8")

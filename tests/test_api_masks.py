@@ -12,17 +12,26 @@ from lprcausal.errors import LprError
 from lprcausal.pruning import global_magnitude_masks as pure_global
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny tensors: one thread is fastest, and immune to the load of a shared host.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def small_cnn(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(
         nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 6, 3), nn.ReLU(), nn.Flatten(),
-        nn.Linear(6 * 4 * 4, 10),
+        nn.Linear(6 * 2 * 2, 10),
     )
 
 
 def batches(n: int, seed: int = 1):
     g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(8, 1, 8, 8, generator=g), torch.randint(0, 10, (8,), generator=g))
+    return [(torch.randn(8, 1, 6, 6, generator=g), torch.randint(0, 10, (8,), generator=g))
             for _ in range(n)]
 
 

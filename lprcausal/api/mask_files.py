@@ -20,7 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from lprcausal import __version__
-from lprcausal.api.weights import ModelOrParams, weights_of
+from lprcausal.api.weights import ModelOrParams, unwrap
 from lprcausal.errors import LprError
 from lprcausal.pruning import overall_sparsity
 from lprcausal.pruning.masks import check_masks_match
@@ -127,8 +127,6 @@ def load_masks(
 def check_fits(masks: Mapping[str, torch.Tensor], model_or_params: ModelOrParams, what: str) -> None:
     """Raise :class:`LprError` unless every mask names a parameter of the model with its shape,
     listing the first names missing from the model and the first shape mismatches."""
-    from lprcausal.api.weights import unwrap
-
     if isinstance(model_or_params, torch.nn.Module):
         params = {n: p.detach() for n, p in unwrap(model_or_params).named_parameters()}
     else:
@@ -144,4 +142,3 @@ def check_fits(masks: Mapping[str, torch.Tensor], model_or_params: ModelOrParams
             f"shape mismatches (mask vs weight) {wrong[:5]}; expected masks over parameters "
             f"of the model such as {list(params)[:6]} with their shapes."
         )
-    weights_of(params, list(masks))
