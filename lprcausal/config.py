@@ -17,12 +17,17 @@ import hashlib
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
 import tomli_w
-import tomllib
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, packaged for Python 3.10
+    import tomli as tomllib
 
 from lprcausal.errors import LprError
 
