@@ -38,6 +38,8 @@ PRUNE_STRUCTURES = ("weight", "unit")
 UNIT_NORMS = ("l1", "l2")
 EVAL_MODES = ("rewind", "finetune", "reinit")
 MASK_KINDS = ("own", "transplant", "interp", "uniform", "erk", "lamp", "shuffle", "random")
+# The mask kinds a transplant can use as controls (same sparsity, no LPR of the other run).
+CONTROLS = ("shuffle", "random", "uniform", "erk", "lamp")
 
 _POINT = re.compile(r"^\s*(\d+)\s*(it|ep)\s*$")
 

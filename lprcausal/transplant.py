@@ -23,16 +23,10 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-import xarray as xr
-
-from lprcausal.config import EvalSpec, MaskSpec, TrainConfig, spec_hash
+from lprcausal.config import CONTROLS, EvalSpec, MaskSpec, TrainConfig
 from lprcausal.errors import LprError
-from lprcausal.pipeline import Context, EvalRun, FindRun, ensure_evals
+from lprcausal.pipeline import Context, FindRun
 from lprcausal.pipeline.masks import check_mask_kind, check_same_layers, check_same_structure
-
-CONTROLS = ("shuffle", "random", "uniform", "erk", "lamp")
-ROLES = ("a", "b")
 
 
 @dataclass(frozen=True)
@@ -46,8 +40,7 @@ class TransplantDesign:
     alphas: tuple[float, ...] = ()
     controls: tuple[str, ...] = ()
     eval_seeds: tuple[int, ...] | None = None
-    label: str = "a->b"
-    names: tuple[str, str] = field(default=("a", "b"))
+    names: tuple[str, str] = field(default=("a", "b"))  # the H_find labels of a and b
 
     def seeds(self) -> tuple[int, ...]:
         return self.eval_seeds if self.eval_seeds is not None else tuple(range(len(self.pairs)))
@@ -116,75 +109,6 @@ def check_design(ctx: Context, design: TransplantDesign) -> None:
                 f"Runs {a.id} and {b.id} were trained on different data "
                 f"({a.spec.data.name} vs {b.spec.data.name}): expected the same dataset."
             )
-
-
-def run_design(ctx: Context, design: TransplantDesign) -> xr.Dataset:
-    """Train every missing cell (fused) and return the results as an xarray Dataset."""
-    check_design(ctx, design)
-    ensure_evals(ctx, all_specs(design))
-    return design_dataset(ctx, design)
-
-
-def _acc(ctx: Context, spec: EvalSpec) -> float:
-    return float(EvalRun(ctx.store, spec_hash(spec)).metrics["test_acc"])
-
-
-def design_dataset(ctx: Context, design: TransplantDesign) -> xr.Dataset:
-    """``acc(w_src, lpr_src, seed, sparsity)`` plus ``acc_alpha``, ``acc_control`` when asked."""
-    seeds, sp = list(design.seeds()), list(design.sparsities)
-    acc = np.full((2, 2, len(seeds), len(sp)), np.nan)
-    run_ids = np.full(acc.shape, "", dtype=object)
-    for i, (pair, seed) in enumerate(zip(design.pairs, seeds, strict=True)):
-        for j, s in enumerate(sp):
-            for w in (0, 1):
-                for lp in (0, 1):
-                    spec = cell_spec(design, pair, w, lp, s, seed)
-                    acc[w, lp, i, j] = _acc(ctx, spec)
-                    run_ids[w, lp, i, j] = spec_hash(spec)
-    ds = xr.Dataset(
-        {
-            "acc": (("w_src", "lpr_src", "seed", "sparsity"), acc, {
-                "long_name": "eval test accuracy (final epoch)", "units": "1"}),
-            "run_id": (("w_src", "lpr_src", "seed", "sparsity"), run_ids.astype(str)),
-        },
-        coords={"w_src": list(ROLES), "lpr_src": list(ROLES), "seed": seeds, "sparsity": sp},
-    )
-    structure = FindRun(ctx.store, design.pairs[0][0]).spec.prune.structure
-    removed = "units (conv channels, linear neurons)" if structure == "unit" else "weights"
-    ds["sparsity"].attrs = {"long_name": f"fraction of prunable {removed} removed", "units": "1"}
-    ds["source_run"] = ("seed", [p[0] for p in design.pairs])
-    ds["target_run"] = ("seed", [p[1] for p in design.pairs])
-    if design.alphas:
-        al = list(design.alphas)
-        dose = np.full((len(al), len(seeds), len(sp)), np.nan)
-        for i, (pair, seed) in enumerate(zip(design.pairs, seeds, strict=True)):
-            for j, s in enumerate(sp):
-                for k, a in enumerate(al):
-                    dose[k, i, j] = _acc(ctx, alpha_spec(design, pair, a, s, seed))
-        ds = ds.assign_coords(alpha=al)
-        ds["acc_alpha"] = (("alpha", "seed", "sparsity"), dose, {
-            "long_name": "eval accuracy of weights a at LPR (1-alpha)*a + alpha*b", "units": "1"})
-    if design.controls:
-        ctl = list(design.controls)
-        vals = np.full((len(ctl), 2, len(seeds), len(sp)), np.nan)
-        for i, (pair, seed) in enumerate(zip(design.pairs, seeds, strict=True)):
-            for j, s in enumerate(sp):
-                for k, c in enumerate(ctl):
-                    for w in (0, 1):
-                        vals[k, w, i, j] = _acc(ctx, control_spec(design, pair, w, c, s, seed))
-        ds = ds.assign_coords(control=ctl)
-        ds["acc_control"] = (("control", "w_src", "seed", "sparsity"), vals, {
-            "long_name": "eval accuracy with a control mask at the same sparsity", "units": "1"})
-    ds.attrs.update({
-        "title": f"LPR transplant {design.label}",
-        "source": "lprcausal transplant",
-        "a_label": design.names[0],
-        "b_label": design.names[1],
-        "h_eval": design.train.to_dict().__repr__(),
-        "mode": design.mode,
-        "structure": structure,
-    })
-    return ds
 
 
 def pair_runs(store, sources: Sequence[str], targets: Sequence[str]) -> list[tuple[str, str]]:

@@ -1,7 +1,7 @@
-"""Synthetic study results with the schema of lprcausal.study.collect, for the stats tests.
+"""Synthetic study results with the schema of lprcausal.results, for the stats tests.
 
-Labels look like the study's (``lr=0.03``); ``h_find_config`` / ``h_eval_config`` hold
-JSON of the H so the analyses can tell which H_find has the H of which H_eval.
+Labels look like the study's (``lr=0.03``); the design (which H_eval has the H of which
+H_find, the references) is recorded by the builders ``lprcausal.study.collect`` uses.
 """
 
 from __future__ import annotations
@@ -11,13 +11,16 @@ import json
 import numpy as np
 import xarray as xr
 
+from lprcausal.results import build
+
 FINDS = ("lr=0.01", "lr=0.03", "lr=0.1")
 EVALS = ("coupled", "lr=0.03")
 
 
 def config(label: str) -> str:
-    if label == "coupled":
-        return "coupled"
+    """The H a label names (its own text when it names none, e.g. 'coupled', 'fixed')."""
+    if "=" not in label:
+        return label
     key, value = label.split("=")
     return json.dumps({key: float(value), "momentum": 0.9}, sort_keys=True)
 
@@ -53,11 +56,17 @@ def decoupled_ds(
         data["lpr"] = (("h_find", "seed", "sparsity", "layer"), np.asarray(lpr, float))
         coords["layer"] = list(layers)
         data["n_params"] = ("layer", np.full(len(layers), 100, dtype=np.int64))
-    if configs:
-        coords["h_find_config"] = ("h_find", [config(f) for f in finds])
-        coords["h_eval_config"] = ("h_eval", [config(e) for e in evals])
-    ds = xr.Dataset(data, coords=coords)
-    ds.attrs = {"title": "synthetic: decoupled find/eval", **(attrs or {})}
+    # configs=False: H told apart by label only (a fixed H_eval 'fixed' has no H_find's H)
+    same = np.array([[(config(f) == config(e)) if configs else f == e for e in evals]
+                     for f in finds], dtype=bool)
+    attrs = dict(attrs or {})
+    design, design_attrs = build.decoupled_design(
+        list(finds), list(evals), same,
+        reference_h_find=attrs.pop("reference_h_find", None),
+        reference_h_eval=attrs.pop("reference_h_eval", None),
+    )
+    ds = xr.Dataset(data, coords=coords).assign_coords(design)
+    ds.attrs = {"title": "synthetic: decoupled find/eval", **attrs, **design_attrs}
     return ds
 
 
@@ -72,25 +81,15 @@ def transplant_ds(
     """``acc`` (pair, w_src, lpr_src, seed, sparsity); ``acc_alpha`` (pair, alpha, seed,
     sparsity)."""
     acc = np.asarray(acc, dtype=float)
-    dims = ("pair", "w_src", "lpr_src", "seed", "sparsity")
-    data = {"acc": (dims, acc), "diverged": (dims, np.isnan(acc))}
-    coords = {
-        "pair": list(pairs),
-        "w_src": ["a", "b"],
-        "lpr_src": ["a", "b"],
-        "seed": np.arange(acc.shape[3]),
-        "sparsity": np.asarray(sparsities, float),
-        "a": ("pair", [p.split("->")[0] for p in pairs]),
-        "b": ("pair", [p.split("->")[1] for p in pairs]),
-    }
-    if acc_alpha is not None:
-        adims = ("pair", "alpha", "seed", "sparsity")
-        acc_alpha = np.asarray(acc_alpha, dtype=float)
-        data["acc_alpha"] = (adims, acc_alpha)
-        data["diverged_alpha"] = (adims, np.isnan(acc_alpha))
-        coords["alpha"] = np.asarray(alphas, float)
-    ds = xr.Dataset(data, coords=coords)
-    ds.attrs = {"title": "synthetic: LPR transplants", "h_eval": "lr=0.03"}
+    ds = build.transplant_dataset(
+        [tuple(p.split("->")) for p in pairs],
+        np.arange(acc.shape[3]),
+        sparsities,
+        {"acc": acc},
+        alphas=alphas if acc_alpha is not None else (),
+        alpha_cells={"acc": acc_alpha} if acc_alpha is not None else None,
+        attrs={"title": "synthetic: LPR transplants", "h_eval": "lr=0.03"},
+    )
     return ds
 
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from lprcausal.cli import main
-from lprcausal.results_io import load_dataset
+from lprcausal.results.io import load_dataset
 
 TINY = ["--n-samples", "600", "--widths", "24,12", "--batch-size", "32", "--iterations", "24",
         "--no-progress"]

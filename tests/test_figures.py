@@ -31,8 +31,9 @@ from lprcausal.figures import (
     transplant_effects,
     transplant_interaction,
 )
-from lprcausal.figures.dose import monotone_fit
-from lprcausal.results_io import save_dataset
+from lprcausal.results import build
+from lprcausal.results.io import save_dataset
+from lprcausal.stats.analyses import dose_fit
 
 FINDS = ("lr=0.01", "lr=0.03", "lr=0.1")
 ACC = {"long_name": "eval test accuracy (final epoch)", "units": "1"}
@@ -82,7 +83,9 @@ def decoupled(evals=("coupled", "lr=0.03"), sparsities=(0.5, 0.8, 0.9), seeds=3)
             "lr": ("h_find", [0.01, 0.03, 0.1]),
         },
     )
-    return ds
+    same = np.array([[f == e for e in evals] for f in FINDS], dtype=bool)
+    design, attrs = build.decoupled_design(list(FINDS), list(evals), same)
+    return ds.assign_coords(design).assign_attrs(attrs)
 
 
 def transplant(
@@ -201,14 +204,6 @@ def test_mean_ci_is_the_t_interval_over_seeds_without_nan():
     assert np.isnan(low.values[1]) and np.isnan(high.values[1])  # one seed: no interval
 
 
-def test_monotone_fit_follows_the_sign_of_the_mean_per_seed_slope():
-    alphas = np.array([0.0, 0.5, 1.0])
-    up, direction = monotone_fit(alphas, np.array([[0.5, 0.7, 0.6], [0.5, 0.7, 0.6]]))
-    assert direction == "increasing" and up.tolist() == pytest.approx([0.5, 0.65, 0.65])
-    down, direction = monotone_fit(alphas, np.array([[0.6, 0.7, 0.5]]))
-    assert direction == "decreasing" and down.tolist() == pytest.approx([0.65, 0.65, 0.5])
-
-
 # ---------------------------------------------------------------------------- figures
 def test_accuracy_vs_sparsity_draws_mean_line_band_and_dense_line_per_h_find_per_h_eval():
     ds = decoupled()
@@ -311,16 +306,9 @@ def test_transplant_interaction_draws_a_line_per_seed_and_a_mean_per_weights_sou
     assert [t.get_text() for t in axis.get_xticklabels()] == ["LPR of\nlr=0.1", "LPR of\nlr=0.01"]
 
 
-def test_transplant_effects_computes_contrasts_when_there_is_no_stats():
-    tds = transplant()
-    fig = transplant_effects(tds)
-    (axis,) = fig.axes
-    y = tds["acc"].isel(pair=0, sparsity=0)
-    te = float((y.sel(w_src="b", lpr_src="b") - y.sel(w_src="a", lpr_src="a")).mean())
-    points = [ln for ln in axis.lines if ln.get_marker() == "o"]
-    assert points[0].get_xdata()[0] == pytest.approx(100 * te)  # TE first, in points
-    assert len(points) == 6 and len(axis.texts) == 6  # a p-value per contrast
-    assert axis.texts[0].get_text().startswith("p = ")
+def test_transplant_effects_without_the_mediation_records_is_a_user_error():
+    with pytest.raises(LprError, match="stats.nc has no mediation record TE of pair"):
+        transplant_effects(transplant(), stats_records([]))
 
 
 def test_transplant_effects_uses_the_stats_intervals_and_adjusted_p():
@@ -355,14 +343,14 @@ def test_transplant_effects_uses_the_stats_intervals_and_adjusted_p():
 
 def test_dose_response_draws_seed_lines_band_and_isotonic_fit():
     tds = transplant(alphas=(0.0, 0.25, 0.5, 1.0))
-    fig = dose_response(tds)
+    fitted = dose_fit(tds)
+    fig = dose_response(tds, fitted)
     (axis,) = fig.axes
     assert len([c for c in axis.collections if isinstance(c, PolyCollection)]) == 1
     assert len([ln for ln in axis.lines if ln.get_linewidth() == 0.5]) == 3
     (fit,) = [ln for ln in axis.lines if ln.get_linestyle() == "--"]
-    seeds = tds["acc_alpha"].isel(pair=0, sparsity=0).transpose("seed", "alpha").values
-    want, _ = monotone_fit(np.array([0.0, 0.25, 0.5, 1.0]), seeds)
-    assert fit.get_ydata().tolist() == pytest.approx(want.tolist())
+    want = fitted["acc_isotonic"].isel(pair=0, sparsity=0).values
+    assert fit.get_ydata().tolist() == want.tolist()  # drawn as dose_fit.nc holds it
     ticks = [t.get_text() for t in axis.get_xticklabels()]
     assert ticks == ["0\nLPR a", "0.25", "0.5", "1\nLPR b"]
     assert axis.get_title() == "a = lr=0.1 → b = lr=0.01\nsparsity 0.8"
@@ -398,13 +386,6 @@ def test_controls_at_double_width_lay_out_one_column_per_sparsity():
     assert len(rows) == 1  # the pair's two sparsities side by side
     rows = {round(ax.get_position().y0, 3) for ax in controls(tds).axes}
     assert len(rows) == 2  # single column width: one panel per row
-
-
-def test_transplant_figures_accept_the_single_design_dataset_without_pair():
-    tds = transplant().isel(pair=0, drop=True)  # drops pair and its a/b coords
-    tds.attrs.update(a_label="x", b_label="y")
-    fig = transplant_interaction(tds)
-    assert fig.axes[0].get_title() == "x → y\nsparsity 0.8"
 
 
 # ---------------------------------------------------------------------------- style & API
@@ -451,7 +432,7 @@ def test_rendering_needs_no_font_but_dejavu_sans(caplog):
 def test_same_data_gives_the_same_file_bytes(fmt):
     def render() -> bytes:
         buf = io.BytesIO()
-        save_figure(dose_response(transplant()), buf, fmt)
+        save_figure(dose_response(transplant(), dose_fit(transplant())), buf, fmt)
         return buf.getvalue()
 
     first, second = render(), render()
@@ -460,7 +441,7 @@ def test_same_data_gives_the_same_file_bytes(fmt):
 
 def test_a_figure_the_data_cannot_support_raises_a_user_error():
     with pytest.raises(LprError, match="acc_alpha"):
-        dose_response(transplant(alphas=()))
+        dose_response(transplant(alphas=()), xr.Dataset())
     all_nan = decoupled().assign(acc=lambda d: d["acc"] * np.nan)
     with pytest.raises(LprError, match="all NaN"):
         accuracy_vs_sparsity(all_nan)
@@ -468,7 +449,7 @@ def test_a_figure_the_data_cannot_support_raises_a_user_error():
 
 # ---------------------------------------------------------------------------- command line
 def test_figures_command_writes_every_figure_in_each_format(tmp_path, capsys):
-    folder = results_dir(tmp_path, with_stats=True)
+    folder = results_dir(tmp_path)  # no stats.nc: the command runs the stats once
     out = tmp_path / "figs"
     code, stdout, err = cli(
         capsys, "figures", str(folder), "--out", str(out), "--format", "png,svg"
@@ -490,7 +471,8 @@ def test_figures_command_writes_every_figure_in_each_format(tmp_path, capsys):
     for n in names:
         assert (out / f"{n}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert b"<svg" in (out / f"{n}.svg").read_bytes()[:2000]
-    assert "transplant_effects: no stats.nc" not in stdout
+    assert stdout.startswith(f"no stats.nc in {folder}: ran `lprcausal stats` with its defaults")
+    assert (folder / "stats.nc").is_file() and (folder / "dose_fit.nc").is_file()
 
 
 def test_figures_the_study_cannot_support_are_skipped_with_the_reason(tmp_path, capsys):
@@ -507,7 +489,7 @@ def test_figures_the_study_cannot_support_are_skipped_with_the_reason(tmp_path, 
         "dose_response",
     )
     assert code == 0
-    assert stdout.splitlines() == [
+    assert stdout.splitlines()[1:] == [
         "transplant_interaction: skipped, no transplant.nc in this study",
         "dose_response: skipped, no transplant.nc in this study",
     ]

@@ -10,11 +10,11 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 
 from lprcausal.errors import LprError
+from lprcausal.results.read import coupled_acc
 from lprcausal.stats import analyses
 from lprcausal.stats.analyses import (
     anova_dataset,
     correct,
-    coupled_acc,
     decoupled_design,
     decoupling_tests,
     diverged_summary,

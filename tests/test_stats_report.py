@@ -12,7 +12,7 @@ from stats_synthetic import cells, decoupled_ds, example_results, transplant_ds
 
 from lprcausal.cli import main
 from lprcausal.errors import LprError
-from lprcausal.results_io import load_dataset, save_dataset
+from lprcausal.results.io import load_dataset, save_dataset
 from lprcausal.stats.render import fmt_p, fmt_value, latex_escape, records_frame, render
 from lprcausal.stats.report import analyze, analyze_results, family_dataset, write_stats
 

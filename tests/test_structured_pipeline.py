@@ -3,6 +3,8 @@ both LPR forms in the metrics, exact transplants and controls, and bad input."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from conftest import tiny_find, tiny_train
@@ -19,7 +21,8 @@ from lprcausal.data import Dataset
 from lprcausal.errors import LprError
 from lprcausal.pipeline import EvalRun, FindRun, ensure_evals, ensure_finds
 from lprcausal.pruning import expand_unit_masks, layerwise_ratios, removal_count, unit_fractions
-from lprcausal.transplant import TransplantDesign, run_design
+from lprcausal.study.one_pair import run_design
+from lprcausal.transplant import TransplantDesign
 
 UNIT = PruneConfig(sparsities=(0.5, 0.8), structure="unit")
 
@@ -115,13 +118,13 @@ def test_structured_transplant_cells_have_the_source_unit_counts_exactly(ctx):
         pairs=pairs, sparsities=(0.8,), train=tiny_train(), controls=("random", "uniform")
     )
     ds = run_design(ctx, design)
-    assert ds.attrs["structure"] == "unit"
+    assert json.loads(ds.attrs["prune"])["structure"] == "unit"
     runs = [FindRun(ctx.store, r) for r in pairs[0]]
     for w in (0, 1):
         for lp in (0, 1):
-            cell = EvalRun(ctx.store, str(ds["run_id"].values[w, lp, 0, 0]))
+            cell = EvalRun(ctx.store, str(ds["run_id"].values[0, w, lp, 0, 0]))
             assert _unit_counts(cell.unit_mask()) == _unit_counts(runs[lp].unit_mask(0.8))
-        diagonal = EvalRun(ctx.store, str(ds["run_id"].values[w, w, 0, 0])).unit_mask()
+        diagonal = EvalRun(ctx.store, str(ds["run_id"].values[0, w, w, 0, 0])).unit_mask()
         own = runs[w].unit_mask(0.8)
         assert all(torch.equal(diagonal[k], own[k]) for k in own)
 

@@ -23,11 +23,11 @@ from lprcausal.cli import main
 from lprcausal.config import spec_hash
 from lprcausal.errors import LprError
 from lprcausal.pipeline import EvalRun, FindRun
-from lprcausal.results_io import load_dataset, save_dataset
+from lprcausal.results.io import load_dataset, save_dataset
 from lprcausal.stats.decoupling import decoupled_design
 from lprcausal.store import RunStore
 from lprcausal.study import Study
-from lprcausal.study.collect import collect
+from lprcausal.study.collect import PROVENANCE_ATTRS, collect
 from lprcausal.train import EngineOptions
 from lprcausal.transplant import alpha_spec, cell_spec
 
@@ -175,14 +175,14 @@ def test_results_carry_spec_and_provenance(done):
 
 def test_declared_reference_arms_reach_the_statistics(done, tmp_path):
     study, _ = done
-    # Without [stats], no H_find has the fixed H_eval's lr (0.05): stats must guess.
+    # Without [stats], no H_find has the fixed H_eval's lr (0.05): collect notes its choice.
     guessed = decoupled_design(load_dataset(study.results_dir / "decoupled.nc"))
     assert any("no reference H_find declared" in w for w in guessed.warnings)
     spec = spec_dict(stats={"reference_h_find": "lr=0.1", "reference_h_eval": "lr=0.05"})
     declared = Study(spec, store=study.ctx.store.root, results=tmp_path, engine=QUIET)
     assert declared.run().trained == 0  # [stats] changes no run
     ds = load_dataset(declared.results_dir / "decoupled.nc")
-    assert ds.attrs["reference_h_find"] == "lr=0.1"
+    assert ds["reference_h_find"].sel(h_eval="lr=0.05").item() == "lr=0.1"
     assert ds.attrs["reference_h_eval"] == "lr=0.05"
     design = decoupled_design(ds)
     assert design.reference == {"lr=0.05": "lr=0.1"}
@@ -209,6 +209,24 @@ def test_transplant_dataset_has_a_pair_dimension(done):
         float(ts.acc_alpha.sel(alpha=1.0, seed=1, sparsity=0.8).squeeze())
         == (dose.metrics["test_acc"])
     )
+
+
+def test_lprcausal_transplant_writes_the_dataset_of_the_same_pair_in_a_study(done, tmp_path):
+    study, _ = done
+    finds = study.graph.find_ids
+    out = tmp_path / "one_pair.nc"
+    args = ["transplant", "--store", str(study.ctx.store.root), "--no-progress"]
+    args += [x for s in (0, 1) for x in ("--source", finds[("lr=0.1", s)])]
+    args += [x for s in (0, 1) for x in ("--target", finds[("lr=0.03", s)])]
+    args += ["--sparsity", "0.5", "--sparsity", "0.8", "--alpha", "0", "--alpha", "1"]
+    args += ["--lr", "0.05", "--batch-size", "50", "--iterations", "10", "--out", str(out)]
+    main(args)
+    cli, studied = load_dataset(out), study.results()["transplant"]
+    for ds in (cli, studied):  # how and when each was made
+        for name in PROVENANCE_ATTRS:
+            ds.attrs.pop(name, None)
+    assert cli.identical(studied)
+    assert cli.attrs["h_eval"] == "lr=0.05" and list(cli["pair"].values) == ["lr=0.1->lr=0.03"]
 
 
 # ---------------------------------------------------------------------------- divergence

@@ -12,7 +12,8 @@ from lprcausal.models import build_model, prunable_names
 from lprcausal.pipeline import EvalRun, FindRun, ensure_finds
 from lprcausal.pruning import global_magnitude_masks, layerwise_ratios, transplant_masks
 from lprcausal.stats import transplant_contrasts
-from lprcausal.transplant import TransplantDesign, cell_spec, run_design
+from lprcausal.study.one_pair import run_design
+from lprcausal.transplant import TransplantDesign, cell_spec
 
 
 def _pairs(ctx, prune=None, seeds=(0, 1)):
@@ -36,7 +37,7 @@ def test_transplanted_cells_have_the_source_lpr_exactly(ctx, method):
     ds = run_design(ctx, design)
     a, b = (FindRun(ctx.store, r) for r in pairs[0])
     for w, lp in ((0, 1), (1, 0)):
-        cell = EvalRun(ctx.store, str(ds["run_id"].values[w, lp, 0, 0]))
+        cell = EvalRun(ctx.store, str(ds["run_id"].values[0, w, lp, 0, 0]))
         source = (a, b)[lp].mask(0.8)
         assert _counts(cell.mask()) == _counts(source)  # per layer, hence total too
 
@@ -46,7 +47,7 @@ def test_diagonal_cells_reproduce_the_one_shot_masks(ctx):
     design = TransplantDesign(pairs=pairs, sparsities=(0.8,), train=tiny_train())
     ds = run_design(ctx, design)
     for w in (0, 1):
-        cell = EvalRun(ctx.store, str(ds["run_id"].values[w, w, 0, 0]))
+        cell = EvalRun(ctx.store, str(ds["run_id"].values[0, w, w, 0, 0]))
         own = FindRun(ctx.store, pairs[0][w]).mask(0.8)
         assert all(torch.equal(cell.mask()[k], own[k]) for k in own)
 
@@ -55,7 +56,7 @@ def test_contrast_identities_hold_per_seed(ctx):
     pairs = _pairs(ctx)
     design = TransplantDesign(pairs=pairs, sparsities=(0.8,), train=tiny_train())
     ds = run_design(ctx, design)
-    Y = ds["acc"].values[:, :, :, 0]
+    Y = ds["acc"].values[0, :, :, :, 0]
     c = transplant_contrasts(Y)
     np.testing.assert_allclose(c["TE"], c["NIE_b"] + c["NDE_a"], rtol=0, atol=1e-12)
     np.testing.assert_allclose(c["TE"], c["NIE_a"] + c["NDE_b"], rtol=0, atol=1e-12)
@@ -97,5 +98,5 @@ def test_transplant_on_a_conv_model_end_to_end(ctx):
                               alphas=(0.5,), controls=("uniform", "erk", "random"))
     ds = run_design(ctx, design)
     assert np.isfinite(ds["acc"].values).all()
-    assert ds["acc_control"].shape == (3, 2, 1, 1)
+    assert ds["acc_control"].shape == (1, 3, 2, 1, 1)
     assert TINY_DATA.name == "mnist1d"

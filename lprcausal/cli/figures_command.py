@@ -62,10 +62,26 @@ def figures_command(
     by `lprcausal stats`); per-layer LPR; the transplant interaction plot and forest
     plot of TE/NIE/NDE/INT; dose-response over alpha; control masks. Figures the study
     cannot support are skipped with a line saying why. Same data, same file bytes.
+    Statistics are read from stats.nc / dose_fit.nc; without stats.nc, `lprcausal
+    stats` runs once first (with its defaults) and writes them.
     """
     from lprcausal.figures.catalog import render_figures  # matplotlib only when drawing
 
+    ensure_stats(results_dir)
     folder = Path(out) if out is not None else Path(results_dir) / "figures"
     render_figures(
         results_dir, folder, formats, style=style, width=width, only=only or None, echo=click.echo
+    )
+
+
+def ensure_stats(results_dir: str) -> None:
+    """Run ``lprcausal stats`` (default options) once when RESULTS_DIR has no stats.nc."""
+    from lprcausal.stats.report import STATS_FILE, analyze_results, write_stats
+
+    if (Path(results_dir) / STATS_FILE).is_file() or not Path(results_dir).is_dir():
+        return
+    paths = write_stats(results_dir, analyze_results(results_dir))
+    click.echo(
+        f"no {STATS_FILE} in {results_dir}: ran `lprcausal stats` with its defaults, wrote "
+        + ", ".join(str(p) for p in paths)
     )

@@ -13,12 +13,13 @@ from lprcausal.cli.app import cli
 from lprcausal.cli.options import build_train_config, runtime_options, train_options
 from lprcausal.cli.tables import table
 from lprcausal.cli.transplant_checkpoint import checkpoint_target_options
-from lprcausal.config import TrainConfig, check_sparsity, to_toml
+from lprcausal.config import CONTROLS, TrainConfig, check_sparsity, to_toml
 from lprcausal.errors import LprError
 from lprcausal.pipeline import EvalRun, FindRun
-from lprcausal.results_io import save_dataset
+from lprcausal.results.io import save_dataset
 from lprcausal.stats import mediation_tests, proportion_mediated
-from lprcausal.transplant import CONTROLS, TransplantDesign, pair_runs, run_design
+from lprcausal.study.one_pair import pair_names, run_design
+from lprcausal.transplant import TransplantDesign, pair_runs
 
 
 def expand_refs(store, refs: tuple[str, ...], field: str) -> list[str]:
@@ -89,7 +90,8 @@ def transplant_command(sources, targets, sparsities, config, train_overrides, mo
 
     Each cell prunes the trained weights of one run by layerwise magnitude at the other
     (or its own) run's LPR, rewinds and retrains with H_eval. Every cell is an ordinary
-    stored run. Prints, per sparsity, the 2x2 table of mean accuracies and the paired
+    stored run, and the netCDF file is the transplant.nc a study with this one pair
+    writes. Prints, per sparsity, the 2x2 table of mean accuracies and the paired
     contrasts TE, NIE_a, NIE_b, NDE_a, NDE_b, INT (t intervals over seeds), and the
     proportion mediated when the TE interval excludes 0.
     """
@@ -106,23 +108,25 @@ def transplant_command(sources, targets, sparsities, config, train_overrides, mo
     else:
         h_eval, origin = default_h_eval(ctx, pairs)
     seeds = tuple(eval_seeds) or tuple(FindRun(store, a).spec.seed for a, _ in pairs)
+    names = pair_names(store, pairs, sources, targets)
     design = TransplantDesign(
         pairs=tuple(pairs), sparsities=levels, train=h_eval, mode=mode, alphas=tuple(alphas),
-        controls=tuple(controls), eval_seeds=seeds, label=f"{pairs[0][0][:8]}->{pairs[0][1][:8]}",
+        controls=tuple(controls), eval_seeds=seeds, names=names,
     )
-    ds = run_design(ctx, design)
+    ds = run_design(ctx, design, "lprcausal transplant")
     path = Path(out) if out else Path("results") / f"transplant-{pairs[0][0][:8]}-{pairs[0][1][:8]}.nc"
     save_dataset(ds, path)
-    click.echo(f"\nH_eval ({origin}):\n{to_toml(h_eval)}")
-    click.echo(f"a = source {', '.join(p[0] for p in pairs)}\nb = target "
-               f"{', '.join(p[1] for p in pairs)}\nseeds: {', '.join(map(str, seeds))}")
+    click.echo(f"\nH_eval {ds.attrs['h_eval']} ({origin}):\n{to_toml(h_eval)}")
+    click.echo(f"a = {names[0]}: source {', '.join(p[0] for p in pairs)}\nb = {names[1]}: "
+               f"target {', '.join(p[1] for p in pairs)}\nseeds: {', '.join(map(str, seeds))}")
+    one = ds.isel(pair=0)
     for j, s in enumerate(levels):
-        _print_level(ds, j, s)
+        _print_level(one, j, s)
     click.echo(f"\nresults: {path}")
 
 
 def _print_level(ds, j: int, s: float) -> None:
-    acc = ds["acc"].values[:, :, :, j]  # (w, l, seed)
+    acc = ds["acc"].transpose("w_src", "lpr_src", "seed", "sparsity").values[:, :, :, j]
     mean = np.nanmean(acc, axis=2)
     click.echo(f"\n== sparsity {s:g} ==  mean eval accuracy (rows: weights from, cols: LPR from)")
     click.echo(table(["weights \\ LPR", "a", "b"],
@@ -143,11 +147,12 @@ def _print_level(ds, j: int, s: float) -> None:
     else:
         click.echo("proportion mediated: not reported (the TE interval includes 0 or n < 2)")
     if "acc_alpha" in ds:
-        dose = ds["acc_alpha"].values[:, :, j].mean(axis=1)
+        dose = ds["acc_alpha"].transpose("alpha", "seed", "sparsity").values[:, :, j].mean(axis=1)
         click.echo(table(["alpha", "mean acc"], [[float(a), float(v)] for a, v in
                                                  zip(ds["alpha"].values, dose, strict=True)]))
     if "acc_control" in ds:
-        ctl = ds["acc_control"].values[:, :, :, j].mean(axis=2)
+        ctl = ds["acc_control"].transpose("control", "w_src", "seed", "sparsity").values[:, :, :, j]
+        ctl = ctl.mean(axis=2)
         click.echo(table(["control", "weights a", "weights b"],
                          [[str(c), float(v[0]), float(v[1])]
                           for c, v in zip(ds["control"].values, ctl, strict=True)]))

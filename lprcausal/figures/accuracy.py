@@ -30,7 +30,6 @@ from lprcausal.figures.style import (
     percent_text,
 )
 from lprcausal.figures.summary import (
-    COUPLED,
     default_eval,
     finite,
     mean_ci,
@@ -38,6 +37,7 @@ from lprcausal.figures.summary import (
     require,
     selection,
 )
+from lprcausal.results.schema import COUPLED
 
 AxesArg = Axes | Sequence[Axes] | None
 

@@ -37,14 +37,14 @@ from lprcausal.figures.style import (
     h_find_looks,
     save_figure,
 )
-from lprcausal.figures.summary import normalized_transplant
 from lprcausal.figures.transplant import (
     roles,
     transplant_effects,
     transplant_interaction,
     why_not_transplant,
 )
-from lprcausal.results_io import load_dataset
+from lprcausal.results.check import check_decoupled, check_transplant
+from lprcausal.results.io import load_dataset
 
 
 @dataclass(frozen=True)
@@ -54,12 +54,13 @@ class Results:
     decoupled: xr.Dataset | None = None
     transplant: xr.Dataset | None = None
     stats: xr.Dataset | None = None
+    dose_fit: xr.Dataset | None = None
 
     def looks(self) -> dict[str, Look]:
         """One look per H_find of the study, in the order of ``decoupled.h_find``."""
         labels = [str(v) for v in self.decoupled["h_find"].values] if self.decoupled else []
         if self.transplant is not None and "acc" in self.transplant:
-            tds = normalized_transplant(self.transplant)
+            tds = self.transplant
             labels += [lab for p in tds["pair"].values for lab in roles(tds, str(p))]
         return h_find_looks(labels)
 
@@ -74,13 +75,17 @@ def load_results(results_dir: str | os.PathLike) -> Results:
         )
     found = {
         name: load_dataset(path / f"{name}.nc") if (path / f"{name}.nc").is_file() else None
-        for name in ("decoupled", "transplant", "stats")
+        for name in ("decoupled", "transplant", "stats", "dose_fit")
     }
     if found["decoupled"] is None and found["transplant"] is None:
         raise LprError(
             f"RESULTS_DIR = {str(path)!r} holds no decoupled.nc or transplant.nc: expected a "
             "study results folder (written by `lprcausal study run`)."
         )
+    if found["decoupled"] is not None:
+        check_decoupled(found["decoupled"])
+    if found["transplant"] is not None:
+        check_transplant(found["transplant"])
     return Results(**found)
 
 
@@ -110,13 +115,11 @@ def _heatmap_notes(r: Results) -> list[str]:
     return out
 
 
-def _effects_notes(r: Results) -> list[str]:
-    if r.stats is None:
-        return [
-            "no stats.nc: intervals computed here, p-values unadjusted (run `lprcausal "
-            "stats RESULTS_DIR` for the corrected ones)"
-        ]
-    return []
+def _needs(r: Results, name: str) -> str | None:
+    """Why a figure drawn from ``name`` (stats, dose_fit) cannot be, if it cannot."""
+    if getattr(r, name) is None:
+        return f"no {name}.nc (run `lprcausal stats RESULTS_DIR` first)"
+    return None
 
 
 def _find_eval_notes(r: Results) -> list[str]:
@@ -153,14 +156,15 @@ FIGURES: tuple[Entry, ...] = (
     ),
     Entry(
         "transplant_effects",
-        lambda r: why_not_transplant(r.transplant),
+        lambda r: why_not_transplant(r.transplant) or _needs(r, "stats"),
         lambda r, lk, w, st: transplant_effects(r.transplant, r.stats, width=w, style=st),
-        _effects_notes,
     ),
     Entry(
         "dose_response",
-        lambda r: why_not_dose_response(r.transplant),
-        lambda r, lk, w, st: dose_response(r.transplant, looks=lk, width=w, style=st),
+        lambda r: why_not_dose_response(r.transplant) or _needs(r, "dose_fit"),
+        lambda r, lk, w, st: dose_response(
+            r.transplant, r.dose_fit, looks=lk, width=w, style=st
+        ),
     ),
     Entry(
         "controls",

@@ -30,11 +30,11 @@ from lprcausal.figures.style import (
 from lprcausal.figures.summary import (
     finite,
     mean_ci,
-    normalized_transplant,
     pair_title,
     require,
 )
 from lprcausal.figures.transplant import default_looks, groups, panel_columns, roles
+from lprcausal.results.check import check_transplant
 
 CONTROL_NAMES = {
     "shuffle": "shuffle",
@@ -100,7 +100,7 @@ def controls(
     intervals; colours the H_find whose weights are pruned.
     """
     require(why_not_controls(tds), "controls")
-    tds = normalized_transplant(tds)
+    check_transplant(tds)
     cells = groups(tds, pair, sparsity)
     looks = dict(looks) if looks else default_looks(tds)
     with figure_style(style):

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from lprcausal.errors import LprError
 from lprcausal.figures.style import (
     NEUTRAL,
     Look,
@@ -28,11 +29,10 @@ from lprcausal.figures.style import (
 from lprcausal.figures.summary import (
     finite,
     mean_ci,
-    normalized_transplant,
     require,
 )
 from lprcausal.figures.transplant import default_looks, groups, roles
-from lprcausal.stats import isotonic_fit, per_seed_slopes
+from lprcausal.results.check import check_transplant
 
 
 def why_not_dose_response(tds: xr.Dataset | None) -> str | None:
@@ -45,25 +45,9 @@ def why_not_dose_response(tds: xr.Dataset | None) -> str | None:
     return None
 
 
-def monotone_fit(alphas: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, str]:
-    """Isotonic (least-squares monotone) fit of the seed mean over alpha, and its direction.
-
-    ``seeds`` is (seed, alpha). The LPR of b may help or hurt the weights of a, so the
-    direction is the sign of the mean per-seed OLS slope ("increasing" when 0 or
-    unknown), the same rule as the dose-response summaries of ``lprcausal stats``.
-    """
-    y = np.asarray(seeds, dtype=float)
-    with np.errstate(all="ignore"):
-        mean = np.nanmean(y, axis=0) if np.isfinite(y).any() else np.full(y.shape[1], np.nan)
-    slopes = per_seed_slopes(alphas, y)
-    slopes = slopes[np.isfinite(slopes)]
-    up = slopes.size == 0 or slopes.mean() >= 0
-    sign = 1.0 if up else -1.0
-    return sign * isotonic_fit(alphas, sign * mean), "increasing" if up else "decreasing"
-
-
 def dose_response(
     tds: xr.Dataset,
+    fit: xr.Dataset,
     ax: Axes | Sequence[Axes] | None = None,
     *,
     pair: object = None,
@@ -80,7 +64,7 @@ def dose_response(
     mean in whichever direction fits better.
     """
     require(why_not_dose_response(tds), "dose_response")
-    tds = normalized_transplant(tds)
+    check_transplant(tds)
     cells = groups(tds, pair, sparsity)
     looks = dict(looks) if looks else default_looks(tds)
     directions = []
@@ -98,9 +82,10 @@ def dose_response(
             mean, low, high = mean_ci(dose, "seed", level)
             axis.fill_between(alphas, low.values, high.values, color=lk.color, alpha=0.22, lw=0)
             axis.plot(alphas, mean.values, color=lk.color, marker=lk.marker, lw=1.6)
-            fit, direction = monotone_fit(alphas, dose.transpose("seed", "alpha").values)
-            directions.append(direction)
-            axis.plot(alphas, fit, color="black", ls="--", lw=0.9)
+            iso = fitted(fit, p, s)
+            directions.append(str(iso["direction"].values))
+            axis.plot(alphas, iso["acc_isotonic"].sel(alpha=alphas).values, color="black",
+                      ls="--", lw=0.9)
             _alpha_ticks(axis, alphas)
             percent_axis(axis)
             axis.set_title(f"a = {a} → b = {b}\nsparsity {float(s):g}")
@@ -120,6 +105,16 @@ def dose_response(
         ]
         legend(fig, axes, handles, owns)
     return fig
+
+
+def fitted(fit: xr.Dataset, pair: str, sparsity: float) -> xr.Dataset:
+    """The dose_fit.nc entries of one pair and sparsity (LprError when absent)."""
+    if "acc_isotonic" not in fit or pair not in [str(p) for p in fit["pair"].values]:
+        raise LprError(
+            f"dose_fit.nc has no isotonic fit of pair {pair!r}: expected the dose_fit.nc "
+            "`lprcausal stats RESULTS_DIR` writes for this transplant.nc."
+        )
+    return fit.sel(pair=pair).sel(sparsity=sparsity, method="nearest", tolerance=1e-9)
 
 
 def _alpha_ticks(axis: Axes, alphas: np.ndarray) -> None:

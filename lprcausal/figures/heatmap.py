@@ -35,12 +35,11 @@ from lprcausal.figures.style import (
 )
 from lprcausal.figures.summary import (
     correction_name,
-    coupled_acc,
-    fixed_evals,
     records,
     require,
     selection,
 )
+from lprcausal.results.read import coupled_acc, fixed_evals
 
 FAMILY = "decoupled_vs_coupled"
 

@@ -13,9 +13,7 @@ import xarray as xr
 from scipy import stats as sps
 
 from lprcausal.errors import LprError, bad_value
-
-# The H_eval label of the coupled arm (H_eval = the row's H_find), as collect writes it.
-COUPLED = "coupled"
+from lprcausal.results.read import fixed_evals
 
 
 def require(why: str | None, name: str) -> None:
@@ -67,11 +65,6 @@ def _same(a: object, b: object) -> bool:
     return str(a) == str(b)
 
 
-def fixed_evals(ds: xr.Dataset) -> list[str]:
-    """The H_eval labels other than the coupled arm."""
-    return [str(e) for e in ds["h_eval"].values if str(e) != COUPLED]
-
-
 def default_eval(ds: xr.Dataset) -> str:
     """The H_eval the single-H_eval figures use: attr ``reference_h_eval`` when it names a
     fixed H_eval, else the first fixed one, else the coupled arm."""
@@ -80,46 +73,6 @@ def default_eval(ds: xr.Dataset) -> str:
     if declared in fixed:
         return declared
     return fixed[0] if fixed else str(ds["h_eval"].values[0])
-
-
-def coupled_acc(ds: xr.Dataset) -> xr.DataArray | None:
-    """``acc(h_find, seed, sparsity)`` with H_eval = H_find: the ``coupled`` arm, or the
-    H_eval labelled like each H_find (an H_eval grid repeating the H_find grid); None if
-    the study has neither."""
-    evals = [str(e) for e in ds["h_eval"].values]
-    if COUPLED in evals:
-        return ds["acc"].sel(h_eval=COUPLED, drop=True)
-    finds = [str(f) for f in ds["h_find"].values]
-    if set(finds) <= set(evals):
-        return xr.concat(
-            [ds["acc"].sel(h_find=f, h_eval=f, drop=True) for f in finds], dim=ds["h_find"]
-        )
-    return None
-
-
-def normalized_transplant(tds: xr.Dataset) -> xr.Dataset:
-    """A transplant Dataset with a ``pair`` dim, ``a``/``b`` coords along it, and the
-    roles (``w_src``, ``lpr_src``) in the order a, b.
-
-    ``lprcausal study`` writes pair and a/b; the single-design Dataset of ``lprcausal
-    transplant`` has neither, only ``a_label``/``b_label`` attrs.
-    """
-    if "acc" not in tds:
-        raise LprError(
-            "the transplant Dataset has no variable 'acc': expected "
-            "acc(pair, w_src, lpr_src, seed, sparsity) as written by lprcausal."
-        )
-    for dim in ("w_src", "lpr_src"):
-        if dim in tds.dims and sorted(map(str, tds[dim].values)) != ["a", "b"]:
-            raise bad_value(f"transplant {dim}", tds[dim].values.tolist(), "the roles ['a', 'b']")
-    roles = {dim: ["a", "b"] for dim in ("w_src", "lpr_src") if dim in tds.dims}
-    out = tds.sel(roles)
-    if "pair" in out.dims:
-        return out
-    a = str(tds.attrs.get("a_label", "a"))
-    b = str(tds.attrs.get("b_label", "b"))
-    out = out.expand_dims(pair=[f"{a}->{b}"])
-    return out.assign_coords(a=("pair", [a]), b=("pair", [b]))
 
 
 def pair_title(pair: str, sparsity: float) -> str:

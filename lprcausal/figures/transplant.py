@@ -16,6 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from lprcausal.errors import LprError
 from lprcausal.figures.style import (
     NEUTRAL,
     Look,
@@ -32,13 +33,13 @@ from lprcausal.figures.summary import (
     correction_name,
     finite,
     mean_ci,
-    normalized_transplant,
     pair_title,
     records,
     require,
     selection,
 )
-from lprcausal.stats.mediation import CONTRASTS, mediation_tests
+from lprcausal.results.check import check_transplant
+from lprcausal.results.schema import CONTRASTS
 
 AxesArg = Axes | Sequence[Axes] | None
 
@@ -109,7 +110,7 @@ def transplant_interaction(
     on both lines means the LPR carries the effect.
     """
     require(why_not_transplant(tds), "transplant_interaction")
-    tds = normalized_transplant(tds)
+    check_transplant(tds)
     cells = groups(tds, pair, sparsity)
     looks = dict(looks) if looks else default_looks(tds)
     with figure_style(style):
@@ -151,56 +152,50 @@ def transplant_interaction(
     return fig
 
 
-def effect_rows(
-    tds: xr.Dataset, stats: xr.Dataset | None, p: str, s: float, level: float
-) -> tuple[list[dict], str, float]:
-    """TE/NIE/NDE/INT of one pair and sparsity: estimates, CIs, p; their source; CI level.
-
-    From the ``mediation_contrasts`` records of ``stats`` when it has them (adjusted p);
-    otherwise computed here with :func:`lprcausal.stats.mediation_tests` (raw p).
-    """
+def effect_rows(stats: xr.Dataset | None, p: str, s: float) -> tuple[list[dict], str, float]:
+    """TE/NIE/NDE/INT of one pair and sparsity from the ``mediation_contrasts`` records of
+    ``stats``: estimates, CIs, adjusted p; the p's name; the CI level."""
     recs = {r["estimand"]: r for r in records(stats, "mediation_contrasts", pair=p, sparsity=s)}
-    if all(c in recs for c in CONTRASTS):
-        corr = correction_name(str(recs["TE"].get("correction", "")))
-        rows = [
-            {
-                "name": c,
-                "estimate": recs[c]["estimate"],
-                "low": recs[c]["ci_low"],
-                "high": recs[c]["ci_high"],
-                "p": recs[c]["p_adj"],
-            }
-            for c in CONTRASTS
-        ]
-        return rows, f"adjusted p ({corr})", float(recs["TE"]["ci_level"])
-    y = tds["acc"].sel(pair=p, sparsity=s).transpose("w_src", "lpr_src", "seed").values
+    missing = [c for c in CONTRASTS if c not in recs]
+    if missing:
+        raise LprError(
+            f"stats.nc has no mediation_contrasts record {missing[0]} of pair {p!r} at "
+            f"sparsity {s:g}: expected the records `lprcausal stats RESULTS_DIR` writes for "
+            "this transplant.nc."
+        )
+    corr = correction_name(str(recs["TE"].get("correction", "")))
     rows = [
-        {"name": r.estimand, "estimate": r.estimate, "low": r.ci_low, "high": r.ci_high, "p": r.p}
-        for r in mediation_tests(y, level=level)
+        {
+            "name": c,
+            "estimate": recs[c]["estimate"],
+            "low": recs[c]["ci_low"],
+            "high": recs[c]["ci_high"],
+            "p": recs[c]["p_adj"],
+        }
+        for c in CONTRASTS
     ]
-    return rows, "unadjusted p", level
+    return rows, f"adjusted p ({corr})", float(recs["TE"]["ci_level"])
 
 
 def transplant_effects(
     tds: xr.Dataset,
-    stats: xr.Dataset | None = None,
+    stats: xr.Dataset,
     ax: AxesArg = None,
     *,
     pair: object = None,
     sparsity: object = None,
     alpha: float = 0.05,
-    level: float = 0.95,
     width: str = "single",
     style: str = "paper",
 ) -> Figure:
     """Forest plot of TE, NIE_a, NIE_b, NDE_a, NDE_b, INT with their intervals.
 
-    One panel per pair and sparsity, in accuracy points. Filled markers: p < ``alpha``
-    (adjusted p when the intervals come from ``stats``); the p of each row is written
-    at the right.
+    One panel per pair and sparsity, in accuracy points, read from the ``mediation_contrasts``
+    records of ``stats`` (the stats.nc of ``lprcausal stats``). Filled markers:
+    adjusted p < ``alpha``; the p of each row is written at the right.
     """
     require(why_not_transplant(tds), "transplant_effects")
-    tds = normalized_transplant(tds)
+    check_transplant(tds)
     cells = groups(tds, pair, sparsity)
     with figure_style(style):
         fig, axes, owns = panels(
@@ -214,9 +209,9 @@ def transplant_effects(
         )
         sources = set()
         for axis, (p, s) in zip(axes, cells, strict=True):
-            rows, source, ci_level = effect_rows(tds, stats, p, s, level)
+            rows, source, ci_level = effect_rows(stats, p, s)
             sources.add((source, ci_level))
-            p_name = "p" if source.startswith("unadjusted") else "p_adj"
+            p_name = "p_adj"
             y = np.arange(len(rows))[::-1]
             for yi, row in zip(y, rows, strict=True):
                 est = 100 * row["estimate"]

@@ -1,11 +1,11 @@
 """Dataset-level analyses: the default tests, run on study result Datasets.
 
-Inputs are the study's xarray Datasets (see :mod:`lprcausal.study.collect`):
+Inputs are the study's xarray Datasets (schema: :mod:`lprcausal.results.schema`):
 
 - decoupled: ``acc(h_find, h_eval, seed, sparsity)`` (``h_eval`` may hold the label
   ``coupled``), ``find_acc(h_find, seed, sparsity)``, ``lpr(h_find, seed, sparsity,
-  layer)``; optional attrs ``reference_h_find`` / ``reference_h_eval`` name the
-  reference labels (see :func:`decoupled_design` for what is used without them);
+  layer)`` and the recorded design (coupled cells, reference arms; see
+  :func:`decoupled_design`);
 - transplant: ``acc(pair, w_src, lpr_src, seed, sparsity)`` with ``w_src`` /
   ``lpr_src`` labels ``a`` and ``b``, optionally ``acc_alpha(pair, alpha, seed,
   sparsity)``.
@@ -28,10 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lprcausal.errors import LprError
+from lprcausal.results.check import check_decoupled, check_transplant
 from lprcausal.stats.decoupling import (
     OMNIBUS_PERMUTATIONS,
     DecoupledDesign,
-    coupled_acc,
     decoupled_design,
     decoupling_tests,
     lpr_omnibus,
@@ -40,16 +40,7 @@ from lprcausal.stats.decoupling import (
 )
 from lprcausal.stats.multiple import adjust_records
 from lprcausal.stats.records import NAN, TestRecord
-from lprcausal.stats.schema import (
-    COUPLED,
-    DEFAULT_LEVEL,
-    DEFAULT_TOST_MARGIN,
-    ROLES,
-    check_decoupled,
-    check_transplant,
-    diverged_summary,
-    transplant_acc,
-)
+from lprcausal.stats.schema import DEFAULT_LEVEL, DEFAULT_TOST_MARGIN, diverged_summary
 from lprcausal.stats.transplants import (
     anova_dataset,
     dose_fit,
@@ -58,19 +49,16 @@ from lprcausal.stats.transplants import (
 )
 
 __all__ = [
-    "COUPLED",
     "DEFAULT_LEVEL",
     "DEFAULT_TOST_MARGIN",
     "FAMILIES",
     "OMNIBUS_PERMUTATIONS",
-    "ROLES",
     "DecoupledDesign",
     "Family",
     "anova_dataset",
     "check_decoupled",
     "check_transplant",
     "correct",
-    "coupled_acc",
     "decoupled_design",
     "decoupling_tests",
     "diverged_summary",
@@ -80,7 +68,6 @@ __all__ = [
     "lpr_tests",
     "mediation_analysis",
     "reference_labels",
-    "transplant_acc",
 ]
 
 

@@ -10,7 +10,6 @@ record's note).
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from dataclasses import dataclass
 
@@ -18,10 +17,19 @@ import numpy as np
 import xarray as xr
 
 from lprcausal.errors import LprError
+from lprcausal.results.check import check_decoupled, labels
+from lprcausal.results.read import (
+    coupled_labels,
+    design_notes,
+    eval_arms,
+    fixed_evals,
+    reference_h_find,
+    same_runs,
+)
 from lprcausal.stats.paired import library_versions, paired_t
 from lprcausal.stats.ranking import rank_agreement
 from lprcausal.stats.records import NAN, TestRecord, join_notes
-from lprcausal.stats.schema import COUPLED, DEFAULT_LEVEL, check_decoupled, labels, tag
+from lprcausal.stats.schema import DEFAULT_LEVEL, tag
 
 # Label permutations for the LPR omnibus test: exact when there are at most this many
 # distinct arrangements, else this many random ones.
@@ -47,126 +55,35 @@ class DecoupledDesign:
     warnings: tuple[str, ...]
 
 
-def _configs(ds: xr.Dataset, dim: str) -> dict[str, object] | None:
-    """label -> parsed full H (JSON coordinate ``<dim>_config``), if the Dataset has it."""
-    name = f"{dim}_config"
-    if name not in ds.coords:
-        return None
-    out = {}
-    for label, text in zip(labels(ds, dim), ds[name].values, strict=True):
-        try:
-            out[label] = json.loads(str(text))
-        except ValueError:
-            out[label] = str(text)
-    return out
-
-
 def decoupled_design(ds: xr.Dataset) -> DecoupledDesign:
-    """Resolve the reference labels and the coupled arm of a decoupled Dataset.
-
-    Two H are "the same" when their full configs (``h_find_config`` /
-    ``h_eval_config`` coords) are equal, or, without those coords, their labels are.
-    Reference H_eval: attr ``reference_h_eval`` (a study's ``[stats]`` table writes
-    it), else the only fixed H_eval, else
-    every fixed H_eval is a decoupled arm of its own. Reference H_find (per eval arm):
-    attr ``reference_h_find``, else the H_find with the same H as that H_eval (the
-    usual coupled practice), else the first H_find (with a warning). Coupled arm of
-    an H_find: the ``coupled`` label, else a fixed H_eval with the same H (a study
-    whose H_eval grid repeats the H_find grid).
-    """
-    finds, evals = labels(ds, "h_find"), labels(ds, "h_eval")
-    fixed = [e for e in evals if e != COUPLED]
-    cf, ce = _configs(ds, "h_find"), _configs(ds, "h_eval")
-
-    def same(f: str, e: str) -> bool:
-        if e == COUPLED:
-            return False
-        if cf is not None and ce is not None:
-            return cf[f] == ce[e]
-        return f == e
-
-    warnings: list[str] = []
-    declared_eval = str(ds.attrs.get("reference_h_eval", ""))
-    if declared_eval in fixed:
-        arms = [declared_eval]
-    else:
-        if declared_eval:
-            warnings.append(
-                f"decoupled.nc attr reference_h_eval = {declared_eval!r} names no "
-                f"fixed H_eval (have {fixed}): ignored"
-            )
-        arms = fixed
-        if len(fixed) > 1:
-            warnings.append(
-                f"no reference H_eval declared: each of the {len(fixed)} fixed "
-                "H_eval is tested as a decoupled arm (column h_eval)"
-            )
-        if not fixed:
-            warnings.append(
-                "decoupled.nc has no fixed H_eval (only 'coupled'): decoupled "
-                "tests need one; add [eval.train] or [eval.grid] to the spec"
-            )
-    declared_find = str(ds.attrs.get("reference_h_find", ""))
-    if declared_find and declared_find not in finds:
+    """The arms of a decoupled Dataset, as its producer recorded them (see
+    :func:`lprcausal.results.build.decoupled_design`): eval arms (attr
+    ``reference_h_eval``, else every fixed H_eval), the reference H_find of each arm,
+    each H_find's coupled H_eval and the cells whose H_eval is the H_find's own H."""
+    check_decoupled(ds)
+    finds = labels(ds, "h_find")
+    arms = eval_arms(ds)
+    warnings = design_notes(ds)
+    if not fixed_evals(ds):
         warnings.append(
-            f"decoupled.nc attr reference_h_find = {declared_find!r} names no "
-            f"H_find (have {finds}): ignored"
+            "decoupled.nc has no fixed H_eval (only 'coupled'): decoupled "
+            "tests need one; add [eval.train] or [eval.grid] to the spec"
         )
-    reference: dict[str, str] = {}
-    for e in arms:
-        if declared_find in finds:
-            reference[e] = declared_find
-            continue
-        match = [f for f in finds if same(f, e)]
-        reference[e] = match[0] if match else finds[0]
-        if not match and len(finds) > 1:
-            warnings.append(
-                f"no reference H_find declared and none has the H of H_eval "
-                f"{e!r}: using the first H_find, {finds[0]!r}, as reference"
-            )
-    if declared_find in finds:
-        lpr_reference = declared_find
-    else:
-        lpr_reference = reference[arms[0]] if arms else finds[0]
-    coupled: dict[str, str] = {}
-    for f in finds:
-        if COUPLED in evals:
-            coupled[f] = COUPLED
-        else:
-            own = [e for e in fixed if same(f, e)]
-            if own:
-                coupled[f] = own[0]
-    pairs = frozenset((f, e) for f in finds for e in evals if same(f, e))
-    return DecoupledDesign(tuple(arms), reference, coupled, pairs, lpr_reference, tuple(warnings))
+    reference = {e: r for e, r in reference_h_find(ds).items() if e in arms}
+    lpr_reference = reference[arms[0]] if arms else finds[0]
+    return DecoupledDesign(
+        tuple(arms), reference, coupled_labels(ds), same_runs(ds), lpr_reference, tuple(warnings)
+    )
 
 
 def reference_labels(ds: xr.Dataset) -> tuple[str, str, str]:
-    """(reference H_find, reference H_eval, note) as :func:`decoupled_design` resolves
+    """(reference H_find, reference H_eval, note) as :func:`decoupled_design` reads
     them; with several fixed H_eval and none declared, the first is returned. Empty
     H_eval when there is no fixed one; the note joins the design's warnings."""
     design = decoupled_design(ds)
     ref_eval = design.eval_arms[0] if design.eval_arms else ""
     ref_find = design.reference.get(ref_eval, design.lpr_reference)
     return ref_find, ref_eval, join_notes(*design.warnings)
-
-
-def coupled_acc(ds: xr.Dataset) -> xr.DataArray | None:
-    """Accuracy with H_eval = H_find as ``(h_find, seed, sparsity)``: the ``coupled``
-    arm, else each H_find's fixed H_eval with the same H (NaN for an H_find without
-    one); None when no H_find has a coupled run."""
-    design = decoupled_design(ds)
-    if not design.coupled:
-        return None
-    acc = ds["acc"].transpose("h_find", "h_eval", "seed", "sparsity")
-    # Rows come from different H_eval: their H_eval coords (eval_lr, ...) are dropped.
-    rows = [
-        acc.sel(h_find=f, h_eval=design.coupled[f]).reset_coords(drop=True)
-        if f in design.coupled
-        else xr.full_like(acc.isel(h_find=0, h_eval=0).reset_coords(drop=True), np.nan)
-        for f in labels(ds, "h_find")
-    ]
-    out = xr.concat(rows, dim="h_find").assign_coords(h_find=ds["h_find"].values)
-    return out.assign_coords({k: v for k, v in ds["h_find"].coords.items() if k != "h_find"})
 
 
 def decoupling_tests(

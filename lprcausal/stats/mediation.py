@@ -30,7 +30,6 @@ from lprcausal.stats.paired import library_versions, paired_t
 from lprcausal.stats.records import NAN, TestRecord, join_notes
 
 A, B = 0, 1
-CONTRASTS = ("TE", "NIE_a", "NIE_b", "NDE_a", "NDE_b", "INT")
 PRIMARY = "NIE"
 
 

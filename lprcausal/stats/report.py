@@ -26,7 +26,7 @@ import xarray as xr
 
 from lprcausal import __version__
 from lprcausal.errors import LprError
-from lprcausal.results_io import load_dataset, save_dataset
+from lprcausal.results.io import load_dataset, save_dataset
 from lprcausal.stats import analyses
 from lprcausal.stats.paired import min_sign_flip_p
 from lprcausal.stats.records import TestRecord, records_to_dataset

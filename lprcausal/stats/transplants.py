@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from lprcausal.results.check import check_transplant, labels
 from lprcausal.stats.anova import FORMULA as ANOVA_FORMULA
 from lprcausal.stats.anova import TERMS as ANOVA_TERMS
 from lprcausal.stats.anova import within_seed_anova
@@ -17,14 +18,7 @@ from lprcausal.stats.mediation import CONTRASTS, mediation_tests, nie_test, prop
 from lprcausal.stats.mediation import transplant_contrasts as _contrasts
 from lprcausal.stats.paired import tost_paired
 from lprcausal.stats.records import TestRecord
-from lprcausal.stats.schema import (
-    DEFAULT_LEVEL,
-    DEFAULT_TOST_MARGIN,
-    check_transplant,
-    labels,
-    tag,
-    transplant_acc,
-)
+from lprcausal.stats.schema import DEFAULT_LEVEL, DEFAULT_TOST_MARGIN, tag
 from lprcausal.stats.trend import isotonic_fit, page_trend, per_seed_slopes, slope_test
 
 
@@ -43,7 +37,7 @@ def mediation_analysis(
     non-significant t test alone never does.
     """
     check_transplant(tds)
-    acc = transplant_acc(tds).transpose("pair", "w_src", "lpr_src", "seed", "sparsity")
+    acc = tds["acc"].transpose("pair", "w_src", "lpr_src", "seed", "sparsity")
     y = acc.values.astype(float)
     h_eval = str(tds.attrs.get("h_eval", ""))
     alpha = round(1 - level, 12)
@@ -84,7 +78,7 @@ def anova_dataset(tds: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
     (w_src, lpr_src, w_src:lpr_src) is tested against its own interaction with seed.
     """
     check_transplant(tds)
-    acc = transplant_acc(tds).transpose("pair", "w_src", "lpr_src", "seed", "sparsity")
+    acc = tds["acc"].transpose("pair", "w_src", "lpr_src", "seed", "sparsity")
     pairs = labels(acc, "pair")
     sparsities = [float(v) for v in acc["sparsity"].values]
     terms = list(ANOVA_TERMS)
@@ -140,7 +134,7 @@ def dose_response_tests(
             "`alphas = [0.0, 0.5, 1.0]` to [transplant]"
         ]
     check_transplant(tds)
-    dose = transplant_acc(tds, "acc_alpha").sortby("alpha")
+    dose = tds["acc_alpha"].sortby("alpha")
     dose = dose.transpose("pair", "seed", "alpha", "sparsity")
     alphas = dose["alpha"].values.astype(float)
     warnings = []
@@ -176,7 +170,7 @@ def dose_fit(tds: xr.Dataset) -> xr.Dataset:
     if "acc_alpha" not in tds:
         return xr.Dataset()
     check_transplant(tds)
-    dose = transplant_acc(tds, "acc_alpha").sortby("alpha")
+    dose = tds["acc_alpha"].sortby("alpha")
     dose = dose.transpose("pair", "alpha", "seed", "sparsity")
     y = dose.values.astype(float)
     alphas = dose["alpha"].values.astype(float)

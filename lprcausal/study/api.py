@@ -22,7 +22,7 @@ from lprcausal.errors import LprError
 from lprcausal.pipeline import Context
 from lprcausal.pipeline.find import check_find
 from lprcausal.provenance import git_commit
-from lprcausal.results_io import load_dataset, save_dataset
+from lprcausal.results.io import load_dataset, save_dataset
 from lprcausal.store import atomic_write_bytes
 from lprcausal.study.collect import collect as collect_datasets
 from lprcausal.study.executor import (

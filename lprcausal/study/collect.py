@@ -4,15 +4,17 @@
 epoch), ``val_acc`` (final-epoch validation accuracy), ``diverged`` and run ids;
 ``find_acc`` / ``pruned_acc(h_find, seed, sparsity)``; ``lpr(h_find, seed, sparsity,
 layer)``; ``n_params(layer)``; for structured pruning also ``unit_lpr`` and the
-compacted network's ``params_kept`` / ``flops_kept(h_find, seed, sparsity)``. Hyperparameters that vary are coordinates along
-``h_find`` (``lr(h_find)``) and ``h_eval`` (``eval_lr(h_eval)``; NaN or empty for the
-``coupled`` arm, whose H_eval is the row's H_find); the full H of every label is a
-JSON string coordinate.
+compacted network's ``params_kept`` / ``flops_kept(h_find, seed, sparsity)``.
+Hyperparameters that vary are coordinates along ``h_find`` (``lr(h_find)``) and
+``h_eval`` (``eval_lr(h_eval)``; NaN or empty for the ``coupled`` arm, whose H_eval is
+the row's H_find); the full H of every label is a JSON string coordinate (provenance);
+the design (coupled cells, reference arms) is recorded as
+:func:`lprcausal.results.build.decoupled_design` describes.
 
 ``transplant``: ``acc(pair, w_src, lpr_src, seed, sparsity)``, dose-response
 ``acc_alpha(pair, alpha, seed, sparsity)``, controls ``acc_control(pair, control,
-w_src, seed, sparsity)``, each with ``val_acc*``, ``diverged*`` and ``run_id*``
-(the variable names of :func:`lprcausal.transplant.design_dataset`, plus ``pair``).
+w_src, seed, sparsity)``, each with ``val_acc*``, ``diverged*`` and ``run_id*``, built
+by :func:`lprcausal.results.build.transplant_dataset`.
 
 A run that diverged (NaN or infinite loss), or whose find run diverged, has NaN
 accuracy and ``diverged = True``; ``n_diverged`` attributes count them.
@@ -29,32 +31,24 @@ import numpy as np
 import xarray as xr
 
 from lprcausal import __version__
-from lprcausal.config import TrainConfig, spec_hash
+from lprcausal.config import DataConfig, ModelConfig, PruneConfig, TrainConfig, spec_hash
 from lprcausal.errors import LprError
 from lprcausal.pipeline import EvalRun, FindRun
 from lprcausal.provenance import git_commit
+from lprcausal.results import build
+from lprcausal.results.schema import (
+    ACC,
+    DIVERGED,
+    HP_UNITS,
+    RUN_ID,
+    SEED,
+    SPARSITY,
+    VAL_ACC,
+)
 from lprcausal.store import RunStore
 from lprcausal.study.graph import JobGraph
 from lprcausal.study.spec import HPoint, StudySpec
-from lprcausal.transplant import ROLES, alpha_spec, cell_spec, control_spec
-
-ACC = {"long_name": "eval test accuracy (final epoch)", "units": "1"}
-VAL_ACC = {"long_name": "eval validation accuracy (final epoch)", "units": "1"}
-DIVERGED = {"long_name": "run diverged (NaN/inf loss), or its find run did; accuracy is NaN"}
-RUN_ID = {"long_name": "run id in the run store (empty: not trained, its find run diverged)"}
-
-HP_UNITS = {
-    "lr": "1",
-    "momentum": "1",
-    "weight_decay": "1",
-    "batch_size": "samples",
-    "epochs": "epochs",
-    "iterations": "steps",
-    "gamma": "1",
-    "beta1": "1",
-    "beta2": "1",
-    "eps": "1",
-}
+from lprcausal.transplant import TransplantDesign, alpha_spec, cell_spec, control_spec
 
 
 class RunReader:
@@ -114,8 +108,13 @@ def collect(
     reader = RunReader(store, skipped)
     attrs = _attrs(graph.spec, command)
     out = {"decoupled": decoupled_dataset(graph, reader, attrs)}
-    if graph.spec.transplant is not None:
-        out["transplant"] = transplant_dataset(graph, reader, attrs)
+    tp = graph.spec.transplant
+    if tp is not None:
+        h = graph.spec.eval_point(tp.h_eval)
+        title = f"{graph.spec.title}: LPR transplants"
+        out["transplant"] = transplant_dataset(
+            list(graph.designs.values()), reader, {**attrs, "title": title}, h.label
+        )
     diverged = sum(bool(reader.find(i).metrics.get("diverged")) for i in graph.finds)
     diverged += sum(bool(m["diverged"]) for i in graph.evals if (m := reader.eval(i)))
     return out, {"runs": len(graph.run_ids()), "diverged": diverged, "skipped": len(skipped)}
@@ -132,7 +131,7 @@ def decoupled_dataset(graph: JobGraph, reader: RunReader, attrs: dict) -> xr.Dat
     seeds, sp = list(spec.seeds), list(spec.sparsities)
     dims4 = ("h_find", "h_eval", "seed", "sparsity")
     evals = _gather(
-        dims4, (hf, he, seeds, sp), lambda f, e, seed, s: graph.decoupled[(f, e, seed, s)], reader
+        (hf, he, seeds, sp), lambda f, e, seed, s: graph.decoupled[(f, e, seed, s)], reader
     )
     find_acc = np.full((len(hf), len(seeds), len(sp)), np.nan)
     pruned_acc = np.full(find_acc.shape, np.nan)
@@ -235,18 +234,22 @@ def decoupled_dataset(graph: JobGraph, reader: RunReader, attrs: dict) -> xr.Dat
         )
     ds = ds.assign_coords(_hp_coords(spec.h_find, "", "h_find"))
     ds = ds.assign_coords(_hp_coords(spec.h_eval, "eval_", "h_eval"))
+    # The design, recorded where it is known: equal H are equal TrainConfigs here.
+    same_h = np.array([[not e.coupled and e.train == f.train for e in spec.h_eval]
+                       for f in spec.h_find], dtype=bool)
+    design, design_attrs = build.decoupled_design(
+        hf, he, same_h,
+        reference_h_find=spec.reference_h_find, reference_h_eval=spec.reference_h_eval,
+    )
+    ds = ds.assign_coords(design)
     ds.attrs = {
         **attrs,
         "title": f"{spec.title}: decoupled find/eval",
         "n_diverged": int(diverged.sum()),
         "n_diverged_find": int(find_div.sum()),
         "eval_mode": spec.mode,
+        **design_attrs,
     }
-    # Declared in [stats]: the statistics then compare against these arms, no inference.
-    if spec.reference_h_find is not None:
-        ds.attrs["reference_h_find"] = spec.reference_h_find
-    if spec.reference_h_eval is not None:
-        ds.attrs["reference_h_eval"] = spec.reference_h_eval
     return ds
 
 
@@ -264,12 +267,8 @@ def _base_coords(spec: StudySpec, hf, he, seeds, sp) -> dict:
             he,
             {"long_name": "H_eval label ('coupled': H_eval = the row's H_find)"},
         ),
-        "seed": ("seed", np.array(seeds, dtype=np.int64), {"long_name": "replicate index"}),
-        "sparsity": (
-            "sparsity",
-            np.array(sp, dtype=float),
-            {"long_name": "fraction of prunable weights removed", "units": "1"},
-        ),
+        "seed": ("seed", np.array(seeds, dtype=np.int64), SEED),
+        "sparsity": ("sparsity", np.array(sp, dtype=float), SPARSITY),
     }
 
 
@@ -320,105 +319,58 @@ def _text(v: Any) -> str:
 
 
 # ---------------------------------------------------------------------------- transplant
-def transplant_dataset(graph: JobGraph, reader: RunReader, attrs: dict) -> xr.Dataset:
-    spec, tp = graph.spec, graph.spec.transplant
-    assert tp is not None
-    pairs = list(graph.designs)
-    seeds, sp = list(spec.seeds), list(tp.sparsities)
-    ab = [0, 1]
+def transplant_dataset(
+    designs: list[TransplantDesign], reader: RunReader, attrs: dict, h_eval: str
+) -> xr.Dataset:
+    """The transplant Dataset of ``designs`` (one per H_find pair, equal seeds, levels,
+    alphas, controls and H_eval labelled ``h_eval``): the cells a study's [transplant]
+    table and ``lprcausal transplant`` both write."""
+    first = designs[0]
+    seeds, sp = list(first.seeds()), list(first.sparsities)
+    runs = [dict(zip(d.seeds(), d.pairs, strict=True)) for d in designs]
+    ab, index = [0, 1], list(range(len(designs)))
 
-    def cell(dims, values, make) -> dict:
-        return _gather(dims, values, make, reader)
+    def cells(values: tuple, spec_of) -> dict:
+        return _gather(
+            values, lambda i, *rest: spec_hash(spec_of(designs[i], runs[i], *rest)), reader
+        )
 
-    def design(pair: str):
-        d = graph.designs[pair]
-        return d, dict(zip(d.seeds(), d.pairs, strict=True))
+    def main(d, r, w, lpr, seed, s):
+        return cell_spec(d, r[seed], w, lpr, s, seed)
 
-    dims = ("pair", "w_src", "lpr_src", "seed", "sparsity")
+    def dose(d, r, a, seed, s):
+        return alpha_spec(d, r[seed], a, s, seed)
 
-    def main(p, w, lpr, seed, s):
-        d, runs = design(p)
-        return spec_hash(cell_spec(d, runs[seed], w, lpr, s, seed))
+    def control(d, r, c, w, seed, s):
+        return control_spec(d, r[seed], w, c, s, seed)
 
-    data = {}
-    _add(
-        data,
-        "",
-        dims,
-        cell(dims, (pairs, ab, ab, seeds, sp), main),
-        "eval accuracy of the weights of w_src pruned at the LPR of lpr_src",
-    )
-    coords: dict[str, Any] = {
-        "pair": ("pair", pairs, {"long_name": "H_find pair 'a->b'"}),
-        "a": ("pair", [graph.designs[p].names[0] for p in pairs], {"long_name": "H_find a"}),
-        "b": ("pair", [graph.designs[p].names[1] for p in pairs], {"long_name": "H_find b"}),
-        "w_src": ("w_src", list(ROLES), {"long_name": "run whose trained weights are pruned"}),
-        "lpr_src": ("lpr_src", list(ROLES), {"long_name": "run whose LPR is imposed"}),
-        "seed": ("seed", np.array(seeds, dtype=np.int64), {"long_name": "replicate index"}),
-        "sparsity": (
-            "sparsity",
-            np.array(sp, dtype=float),
-            {"long_name": "fraction of prunable weights removed", "units": "1"},
+    ds = build.transplant_dataset(
+        [d.names for d in designs],
+        seeds,
+        sp,
+        cells((index, ab, ab, seeds, sp), main),
+        alphas=first.alphas,
+        alpha_cells=cells((index, list(first.alphas), seeds, sp), dose) if first.alphas else None,
+        controls=first.controls,
+        control_cells=(
+            cells((index, list(first.controls), ab, seeds, sp), control)
+            if first.controls else None
         ),
-    }
-    if tp.alphas:
-        adims = ("pair", "alpha", "seed", "sparsity")
-
-        def dose(p, a, seed, s):
-            d, runs = design(p)
-            return spec_hash(alpha_spec(d, runs[seed], a, s, seed))
-
-        _add(
-            data,
-            "_alpha",
-            adims,
-            cell(adims, (pairs, list(tp.alphas), seeds, sp), dose),
-            "eval accuracy of weights a at LPR (1-alpha)*LPR_a + alpha*LPR_b",
-        )
-        coords["alpha"] = (
-            "alpha",
-            np.array(tp.alphas, dtype=float),
-            {"long_name": "interpolation weight toward the LPR of b", "units": "1"},
-        )
-    if tp.controls:
-        cdims = ("pair", "control", "w_src", "seed", "sparsity")
-
-        def ctl(p, c, w, seed, s):
-            d, runs = design(p)
-            return spec_hash(control_spec(d, runs[seed], w, c, s, seed))
-
-        _add(
-            data,
-            "_control",
-            cdims,
-            cell(cdims, (pairs, list(tp.controls), ab, seeds, sp), ctl),
-            "eval accuracy of the weights of w_src with a control mask at the same sparsity",
-        )
-        coords["control"] = ("control", list(tp.controls), {"long_name": "control mask kind"})
-    ds = xr.Dataset(data, coords=coords)
-    h = spec.eval_point(tp.h_eval)
+    )
     n_div = sum(int(ds[v].sum()) for v in ds.data_vars if v.startswith("diverged"))
     ds.attrs = {
         **attrs,
-        "title": f"{spec.title}: LPR transplants",
-        "h_eval": h.label,
-        "h_eval_config": json.dumps(_h_json(h.train), sort_keys=True),
-        "eval_mode": spec.mode,
+        "h_eval": h_eval,
+        "h_eval_config": json.dumps(_h_json(first.train), sort_keys=True),
+        "eval_mode": first.mode,
         "n_diverged": n_div,
     }
     return ds
 
 
-def _add(data: dict, suffix: str, dims: tuple, cells: dict, long_name: str) -> None:
-    data["acc" + suffix] = (dims, cells["acc"], {**ACC, "long_name": long_name})
-    data["val_acc" + suffix] = (dims, cells["val_acc"], VAL_ACC)
-    data["diverged" + suffix] = (dims, cells["diverged"], DIVERGED)
-    data["run_id" + suffix] = (dims, cells["run_id"].astype(str), RUN_ID)
-
-
 # ---------------------------------------------------------------------------- shared
 def _gather(
-    dims: tuple, values: tuple, run_id_of: Callable[..., str], reader: RunReader
+    values: tuple, run_id_of: Callable[..., str], reader: RunReader
 ) -> dict[str, np.ndarray]:
     """acc, val_acc, diverged and run_id over the Cartesian grid of ``values``."""
     shape = tuple(len(v) for v in values)
@@ -440,16 +392,35 @@ def _gather(
 
 
 def _attrs(spec: StudySpec, command: str) -> dict:
-    commit = git_commit()
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    made = provenance_attrs(f"{command or 'lprcausal study collect'} {spec.source}")
     return {
         "study": spec.name,
-        "source": f"lprcausal {__version__}" + (f" (git {commit})" if commit else ""),
-        "history": f"{now}: {command or 'lprcausal study collect'} {spec.source}".strip(),
+        **made,
         "spec": json.dumps(spec.raw, sort_keys=False, default=str),
         "spec_file": spec.source,
         "description": spec.description,
-        "data": json.dumps(spec.data.to_dict(), default=list),
-        "model": json.dumps(spec.model.to_dict(), default=list),
-        "prune": json.dumps(spec.prune.to_dict(), default=list),
+        **setup_attrs(spec.data, spec.model, spec.prune),
+    }
+
+
+# Attrs that say how and when a file was made; equal results differ only in these.
+PROVENANCE_ATTRS = ("study", "source", "history", "spec", "spec_file", "description", "title")
+
+
+def provenance_attrs(command: str) -> dict:
+    """``source`` (lprcausal version, git commit) and ``history`` (UTC time: command)."""
+    commit = git_commit()
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return {
+        "source": f"lprcausal {__version__}" + (f" (git {commit})" if commit else ""),
+        "history": f"{now}: {command}".strip(),
+    }
+
+
+def setup_attrs(data: DataConfig, model: ModelConfig, prune: PruneConfig) -> dict:
+    """The data, model and pruning of the find runs, as JSON."""
+    return {
+        "data": json.dumps(data.to_dict(), default=list),
+        "model": json.dumps(model.to_dict(), default=list),
+        "prune": json.dumps(prune.to_dict(), default=list),
     }

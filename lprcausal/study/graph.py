@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from lprcausal.config import EvalSpec, FindSpec, MaskSpec, spec_hash
+from lprcausal.results.schema import pair_label
 from lprcausal.store import RunStore
-from lprcausal.study.spec import StudySpec, TransplantPart
+from lprcausal.study.spec import StudySpec
 from lprcausal.transplant import TransplantDesign, all_specs
 
 Spec = FindSpec | EvalSpec
@@ -89,7 +90,7 @@ def build_graph(spec: StudySpec) -> JobGraph:
     if spec.transplant is not None:
         for pair in spec.transplant.pairs:
             design = transplant_design(spec, g, pair)
-            g.designs[TransplantPart.pair_label(pair)] = design
+            g.designs[pair_label(*pair)] = design
             for es in all_specs(design):
                 g.evals.setdefault(spec_hash(es), es)
     return g
@@ -107,7 +108,6 @@ def transplant_design(spec: StudySpec, g: JobGraph, pair: tuple[str, str]) -> Tr
         alphas=tp.alphas,
         controls=tp.controls,
         eval_seeds=spec.seeds,
-        label=TransplantPart.pair_label(pair),
         names=pair,
     )
 

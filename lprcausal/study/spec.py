@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lprcausal.config import (
+    CONTROLS,
     EVAL_MODES,
     DataConfig,
     ModelConfig,
@@ -33,9 +34,8 @@ from lprcausal.config import (
 )
 from lprcausal.data.load import DATASETS
 from lprcausal.errors import LprError
-from lprcausal.transplant import CONTROLS
+from lprcausal.results.schema import COUPLED
 
-COUPLED = "coupled"
 TRAIN_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig))
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
@@ -70,10 +70,6 @@ class TransplantPart:
     sparsities: tuple[float, ...]
     alphas: tuple[float, ...] = ()
     controls: tuple[str, ...] = ()
-
-    @staticmethod
-    def pair_label(pair: tuple[str, str]) -> str:
-        return f"{pair[0]}->{pair[1]}"
 
 
 @dataclass(frozen=True)
@@ -286,6 +282,21 @@ def make_label(train: TrainConfig, fields: tuple[str, ...]) -> str:
     return ",".join(f"{f}={fmt_value(getattr(train, f))}" for f in fields)
 
 
+def differing_fields(a: TrainConfig, b: TrainConfig) -> tuple[str, ...]:
+    """The fields of H whose values differ between ``a`` and ``b``."""
+    return tuple(f for f in TRAIN_FIELDS if getattr(a, f) != getattr(b, f))
+
+
+def fixed_eval_label(
+    h_eval: TrainConfig, h_find: TrainConfig, grid_fields: tuple[str, ...]
+) -> tuple[str, tuple[str, ...]]:
+    """(label, fields) of a fixed H_eval: the fields that tell the H_find apart, then
+    those where it differs from H_find (``fixed`` when none)."""
+    diff = differing_fields(h_eval, h_find)
+    fields = grid_fields + tuple(f for f in diff if f not in grid_fields)
+    return make_label(h_eval, fields) or "fixed", fields
+
+
 def _points(table: dict, base: dict, where: str) -> tuple[HPoint, ...]:
     """The H arms of a ``[find]``-like table: its grid, its points, or the base alone."""
     grid, points = table.get("grid"), table.get("points")
@@ -401,9 +412,7 @@ def _eval_points(
         label = table.get("label")
         if label is None:
             grid_fields = tuple(dict.fromkeys(f for p in h_find for f in p.fields))
-            diff = tuple(f for f in TRAIN_FIELDS if getattr(base_h, f) != getattr(find_h, f))
-            fields = grid_fields + tuple(f for f in diff if f not in grid_fields)
-            label = make_label(base_h, fields) or "fixed"
+            label, fields = fixed_eval_label(base_h, find_h, grid_fields)
         else:
             fields = ()
             if not isinstance(label, str) or not label.strip():

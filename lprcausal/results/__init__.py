@@ -1,0 +1,8 @@
+"""The results contract: names, builders, validators and readers of the result Datasets.
+
+At the bottom of the import graph (it imports no training, study, stats or figures
+code): ``study.collect`` and ``lprcausal transplant`` write Datasets through
+:mod:`~lprcausal.results.build`; ``stats`` and ``figures`` check them with
+:mod:`~lprcausal.results.check` and read the recorded design with
+:mod:`~lprcausal.results.read`. Files are written and read by :mod:`~lprcausal.results.io`.
+"""

@@ -1,0 +1,56 @@
+"""Names of the result Datasets: dimensions, role and arm labels, variable attrs.
+
+``decoupled.nc``: ``acc(h_find, h_eval, seed, sparsity)`` with the design coords
+``is_coupled(h_find, h_eval)`` (True where H_eval = H_find: the coupled run of that
+H_find) and ``reference_h_find(h_eval)`` (the H_find each H_eval arm is compared
+against; '' for the coupled arm), attr ``reference_h_eval`` when one fixed H_eval is
+the decoupled arm (else every fixed H_eval is one) and ``design_notes`` (how
+undeclared references were chosen).
+
+``transplant.nc``: ``acc(pair, w_src, lpr_src, seed, sparsity)`` with roles ``a`` and
+``b``, ``a(pair)`` / ``b(pair)`` the H_find labels of each pair, optionally
+``acc_alpha(pair, alpha, seed, sparsity)`` and ``acc_control(pair, control, w_src,
+seed, sparsity)``; attrs ``h_eval`` (label) and ``eval_mode``.
+"""
+
+from __future__ import annotations
+
+# The H_eval label of the coupled arm (H_eval = the row's H_find).
+COUPLED = "coupled"
+# The two runs of a transplant pair: weights and LPR each come from a or b.
+ROLES = ("a", "b")
+# The transplant contrasts, in the order stats.nc records and figures show them.
+CONTRASTS = ("TE", "NIE_a", "NIE_b", "NDE_a", "NDE_b", "INT")
+DECOUPLED_DIMS = ("h_find", "h_eval", "seed", "sparsity")
+TRANSPLANT_DIMS = ("pair", "w_src", "lpr_src", "seed", "sparsity")
+
+ACC = {"long_name": "eval test accuracy (final epoch)", "units": "1"}
+VAL_ACC = {"long_name": "eval validation accuracy (final epoch)", "units": "1"}
+DIVERGED = {"long_name": "run diverged (NaN/inf loss), or its find run did; accuracy is NaN"}
+RUN_ID = {"long_name": "run id in the run store (empty: not trained, its find run diverged)"}
+SEED = {"long_name": "replicate index"}
+SPARSITY = {"long_name": "fraction of prunable weights removed", "units": "1"}
+IS_COUPLED = {
+    "long_name": "H_eval = H_find: this cell holds the coupled run of the H_find",
+}
+REFERENCE_H_FIND = {
+    "long_name": "H_find each H_eval arm is compared against ('' for the coupled arm)",
+}
+
+HP_UNITS = {
+    "lr": "1",
+    "momentum": "1",
+    "weight_decay": "1",
+    "batch_size": "samples",
+    "epochs": "epochs",
+    "iterations": "steps",
+    "gamma": "1",
+    "beta1": "1",
+    "beta2": "1",
+    "eps": "1",
+}
+
+
+def pair_label(a: str, b: str) -> str:
+    """The label of the transplant pair (a, b) along ``pair``: ``a->b``."""
+    return f"{a}->{b}"
