@@ -41,6 +41,20 @@ MASK_KINDS = ("own", "transplant", "interp", "uniform", "erk", "lamp", "shuffle"
 # The mask kinds a transplant can use as controls (same sparsity, no LPR of the other run).
 CONTROLS = ("shuffle", "random", "uniform", "erk", "lamp")
 
+# Two sparsity levels closer than this are one level (they pass through TOML, JSON, CLI).
+LEVEL_TOL = 1e-9
+
+
+def level_key(s: float) -> str:
+    """The text key of a sparsity level in stored tensors and metrics ("0.8")."""
+    return repr(round(float(s), 12))
+
+
+def matching_level(levels, s: float) -> float | None:
+    """The level of ``levels`` that is ``s`` (within :data:`LEVEL_TOL`), or None."""
+    return next((have for have in levels if abs(float(have) - float(s)) < LEVEL_TOL), None)
+
+
 _POINT = re.compile(r"^\s*(\d+)\s*(it|ep)\s*$")
 
 
@@ -186,9 +200,19 @@ class TrainConfig(_Config):
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "") -> TrainConfig:
         # TOML has no null: giving `iterations` alone means "train by iterations".
-        if isinstance(data, dict) and "iterations" in data and "epochs" not in data:
-            data = {**data, "epochs": None}
-        return super().from_dict(data, where)
+        return super().from_dict(cls.merge({}, data) if isinstance(data, dict) else data, where)
+
+    @staticmethod
+    def merge(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+        """``base`` with ``change`` applied: giving one training length clears the other.
+
+        The one rule for every layered H (a TOML table under CLI options, a study's
+        base H under a grid point)."""
+        out = {**base, **change}
+        for given, other in (("iterations", "epochs"), ("epochs", "iterations")):
+            if given in change and other not in change:
+                out[other] = None
+        return out
 
     def validate(self) -> None:
         if self.optimizer not in OPTIMIZERS:

@@ -81,12 +81,14 @@ def test_transplant_writes_factorial_and_prints_contrasts(capsys, store, tmp_pat
     for word in ("TE", "NIE_a", "NIE_b", "NDE_a", "NDE_b", "INT", "weights \\ LPR"):
         assert word in out
     ds = load_dataset(out_nc)
-    assert ds["acc"].dims == ("w_src", "lpr_src", "seed", "sparsity")
-    assert ds["acc"].shape == (2, 2, 2, 1)
+    assert ds["acc"].dims == ("pair", "w_src", "lpr_src", "seed", "sparsity")
+    assert ds["acc"].shape == (1, 2, 2, 2, 1)
+    # labelled as a study labels its H_find grid, whatever the run names
+    assert list(ds["pair"].values) == ["lr=0.05->lr=0.01"] and ds.attrs["h_eval"] == "lr=0.1"
     # dose-response ends reproduce the factorial cells of weights a
     assert (ds["acc_alpha"].sel(alpha=0.0) == ds["acc"].sel(w_src="a", lpr_src="a")).all()
     assert (ds["acc_alpha"].sel(alpha=1.0) == ds["acc"].sel(w_src="a", lpr_src="b")).all()
-    assert ds["acc_control"].shape == (1, 2, 2, 1)
+    assert ds["acc_control"].shape == (1, 1, 2, 2, 1)
 
 
 # ---------------------------------------------------------------- bad input

@@ -93,12 +93,7 @@ def build_train_config(config_path: str | None, table: str, overrides: dict) -> 
         base = data.get(table, data if table not in data and "lr" in data else {})
         if not isinstance(base, dict):
             raise LprError(f"[{table}] in {config_path!r} must be a table of hyperparameters.")
-    merged = {**base, **overrides}
-    if "iterations" in overrides and "epochs" not in overrides:
-        merged.pop("epochs", None)
-    if "epochs" in overrides and "iterations" not in overrides:
-        merged.pop("iterations", None)
-    return TrainConfig.from_dict(merged, table)
+    return TrainConfig.from_dict(TrainConfig.merge(base, overrides), table)
 
 
 def runtime_options(func: Callable) -> Callable:

@@ -13,7 +13,7 @@ from lprcausal.cli.app import cli
 from lprcausal.cli.options import build_train_config, runtime_options, train_options
 from lprcausal.cli.tables import table
 from lprcausal.cli.transplant_checkpoint import checkpoint_target_options
-from lprcausal.config import CONTROLS, TrainConfig, check_sparsity, to_toml
+from lprcausal.config import CONTROLS, TrainConfig, check_sparsity, matching_level, to_toml
 from lprcausal.errors import LprError
 from lprcausal.pipeline import EvalRun, FindRun
 from lprcausal.results.io import save_dataset
@@ -102,7 +102,7 @@ def transplant_command(sources, targets, sparsities, config, train_overrides, mo
     if sparsities:
         levels = tuple(check_sparsity(s) for s in sparsities)
     else:
-        levels = tuple(s for s in a0.levels if any(abs(s - t) < 1e-9 for t in b0.levels))
+        levels = tuple(s for s in a0.levels if matching_level(b0.levels, s) is not None)
     if config or train_overrides:
         h_eval, origin = build_train_config(config, "train", train_overrides), "as given"
     else:

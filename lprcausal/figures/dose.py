@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from lprcausal.config import LEVEL_TOL
 from lprcausal.errors import LprError
 from lprcausal.figures.style import (
     NEUTRAL,
@@ -114,7 +115,7 @@ def fitted(fit: xr.Dataset, pair: str, sparsity: float) -> xr.Dataset:
             f"dose_fit.nc has no isotonic fit of pair {pair!r}: expected the dose_fit.nc "
             "`lprcausal stats RESULTS_DIR` writes for this transplant.nc."
         )
-    return fit.sel(pair=pair).sel(sparsity=sparsity, method="nearest", tolerance=1e-9)
+    return fit.sel(pair=pair).sel(sparsity=sparsity, method="nearest", tolerance=LEVEL_TOL)
 
 
 def _alpha_ticks(axis: Axes, alphas: np.ndarray) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 from scipy import stats as sps
 
+from lprcausal.config import LEVEL_TOL
 from lprcausal.errors import LprError, bad_value
 from lprcausal.results.read import fixed_evals
 
@@ -59,7 +60,7 @@ def selection(ds: xr.Dataset, dim: str, chosen: object | None) -> list:
 def _same(a: object, b: object) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         try:
-            return math.isclose(float(a), float(b), abs_tol=1e-9)  # type: ignore[arg-type]
+            return math.isclose(float(a), float(b), abs_tol=LEVEL_TOL)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             return False
     return str(a) == str(b)

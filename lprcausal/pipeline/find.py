@@ -21,13 +21,13 @@ from collections.abc import Callable, Sequence
 import torch
 
 from lprcausal.compact import compaction_summary
-from lprcausal.config import FindSpec, derive_seed, point_to_step
+from lprcausal.config import FindSpec, derive_seed, level_key, point_to_step
 from lprcausal.errors import LprError
 from lprcausal.models import build_model, layer_table
 from lprcausal.models.units import layers_to_json, prunable_unit_layers, total_units
 from lprcausal.pipeline.context import Context, initial_state, prunable_set
 from lprcausal.pipeline.ensure import ensure_runs
-from lprcausal.pipeline.runs import join_levels, level_key
+from lprcausal.pipeline.runs import join_levels
 from lprcausal.provenance import provenance
 from lprcausal.pruning import (
     apply_masks,

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from lprcausal.config import EvalSpec, FindSpec, spec_from_record
+from lprcausal.config import EvalSpec, FindSpec, level_key, matching_level, spec_from_record
 from lprcausal.errors import LprError
 from lprcausal.models.units import UnitLayer, layers_from_json
 from lprcausal.store import RunStore
 
-LEVEL_TOL = 1e-9
 FIND_KINDS = ("find", "own-find", "import")
 """Run kinds that hold masks per level: engine find runs, runs of a user's own loop
 (:func:`lprcausal.find`) and masks imported from a file."""
-
-
-def level_key(s: float) -> str:
-    """The text key of a sparsity level in stored tensors and metrics ("0.8")."""
-    return repr(round(float(s), 12))
 
 
 def split_levels(tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
@@ -119,9 +113,9 @@ class FindRun(StoredRun):
         return [float(s) for s in self.metrics["levels"]]
 
     def level(self, s: float, field: str = "sparsity") -> str:
-        for have in self.levels:
-            if abs(have - float(s)) < LEVEL_TOL:
-                return level_key(have)
+        have = matching_level(self.levels, s)
+        if have is not None:
+            return level_key(have)
         have = ", ".join(f"{x:g}" for x in self.levels)
         raise LprError(
             f"{field} = {s!r} is not a level of find run {self.id}: it has masks for "

@@ -31,6 +31,7 @@ from lprcausal.config import (
     PruneConfig,
     TrainConfig,
     load_toml,
+    matching_level,
 )
 from lprcausal.data.load import DATASETS
 from lprcausal.errors import LprError
@@ -256,13 +257,8 @@ def _seeds(value: Any) -> tuple[int, ...]:
 
 
 def _train(base: dict, change: dict, where: str) -> TrainConfig:
-    """``base`` with ``change`` applied; giving one training length clears the other."""
-    merged = {**base, **change}
-    if "iterations" in change and "epochs" not in change:
-        merged.pop("epochs", None)
-    if "epochs" in change and "iterations" not in change:
-        merged.pop("iterations", None)
-    return TrainConfig.from_dict(merged, where)
+    """``base`` with ``change`` applied (:meth:`TrainConfig.merge`)."""
+    return TrainConfig.from_dict(TrainConfig.merge(base, change), where)
 
 
 def fmt_value(value: Any) -> str:
@@ -407,7 +403,7 @@ def _eval_points(
                 "eval.label names the single fixed H_eval: with eval.grid or "
                 "eval.points, label the points themselves."
             )
-        out += _points(table, _h_dict(base_h) if fixed is not None else find_base, "eval")
+        out += _points(table, base_h.to_dict() if fixed is not None else find_base, "eval")
     elif fixed is not None:
         label = table.get("label")
         if label is None:
@@ -430,11 +426,6 @@ def _eval_points(
         )
     _check_unique(tuple(out), "[eval]")
     return tuple(out)
-
-
-def _h_dict(train: TrainConfig) -> dict:
-    """A TrainConfig as a table that :func:`_train` can extend (no None lengths)."""
-    return {k: v for k, v in train.to_dict().items() if v is not None}
 
 
 def _transplant(
@@ -501,7 +492,7 @@ def _transplant(
     targets = tuple(dict.fromkeys(prune.sparsities))
     sparsities = _floats(table.get("sparsities", list(targets)), "transplant.sparsities")
     for i, s in enumerate(sparsities):
-        if not any(abs(s - t) < 1e-9 for t in targets):
+        if matching_level(targets, s) is None:
             raise LprError(
                 f"transplant.sparsities[{i}] = {s!r} is not a target sparsity: "
                 f"expected one of prune.sparsities ({', '.join(map(str, targets))})."
