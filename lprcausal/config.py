@@ -77,6 +77,14 @@ def point_to_step(text: str, steps_per_epoch: int, field_name: str = "rewind") -
     return n if unit == "it" else n * steps_per_epoch
 
 
+def option(default: Any, help: str, **cli: Any) -> Any:
+    """A config field whose command-line option is generated from it: ``help`` is the
+    option's help text; ``cli`` may add ``choices`` (the enum tuple), ``flag`` (another
+    option name), ``off_flag`` (a bool's negative flag) or ``comma`` (a list given as
+    ``1,2,3``). See :func:`lprcausal.cli.options.config_options`."""
+    return field(default=default, metadata={"help": help, **cli})
+
+
 class _Config:
     """Shared behaviour of the frozen config dataclasses: dict/TOML I/O and hashing."""
 
@@ -177,22 +185,29 @@ class TrainConfig(_Config):
 
     _section: ClassVar[str] = "train"
 
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-    batch_size: int = 128
-    epochs: int | None = 20
-    iterations: int | None = None
-    schedule: str = "constant"
-    milestones: tuple[str, ...] = ()
-    gamma: float = 0.1
-    warmup: str = "0it"
-    augment: bool = False
+    optimizer: str = option("sgd", "Optimizer.", choices=OPTIMIZERS)
+    lr: float = option(0.1, "Peak learning rate (> 0).")
+    momentum: float = option(0.9, "SGD momentum (0 disables it).")
+    nesterov: bool = option(False, "Use Nesterov momentum (SGD only).")
+    beta1: float = option(0.9, "Adam/AdamW beta1.")
+    beta2: float = option(0.999, "Adam/AdamW beta2.")
+    eps: float = option(1e-8, "Adam/AdamW epsilon.")
+    weight_decay: float = option(0.0, "Weight decay (L2 for sgd/adam, decoupled for adamw).")
+    batch_size: int = option(128, "Samples per optimizer step (full batches only).")
+    epochs: int | None = option(20, "Training length in epochs (give epochs or iterations).")
+    iterations: int | None = option(
+        None, "Training length in optimizer steps (replaces epochs)."
+    )
+    schedule: str = option(
+        "constant", "Learning-rate schedule: step (milestones, gamma) or cosine.",
+        choices=SCHEDULES,
+    )
+    milestones: tuple[str, ...] = option(
+        (), "Step-schedule milestones such as 10ep or 500it (repeat the option)."
+    )
+    gamma: float = option(0.1, "Step-schedule decay factor at each milestone.")
+    warmup: str = option("0it", "Linear warmup length, e.g. 200it or 1ep (0it = none).")
+    augment: bool = option(False, "Random crop (4 px padding) and horizontal flip (image datasets).")
 
     def __post_init__(self):
         self.validate()
@@ -295,9 +310,12 @@ class DataConfig(_Config):
 
     _section: ClassVar[str] = "data"
 
-    name: str = "mnist1d"
-    n_samples: int | None = None
-    val_fraction: float = 0.1
+    name: str = option(
+        "mnist1d", "mnist1d (generated locally), mnist, fashionmnist, cifar10, cifar100.",
+        flag="--dataset",
+    )
+    n_samples: int | None = option(None, "MNIST-1D: samples to generate.")
+    val_fraction: float = option(0.1, "Share of the training set held out for validation.")
 
     def __post_init__(self):
         if not 0 <= self.val_fraction < 1:
@@ -312,8 +330,13 @@ class ModelConfig(_Config):
 
     _section: ClassVar[str] = "model"
 
-    name: str = "mlp"
-    widths: tuple[int, ...] | None = None
+    name: str = option(
+        "mlp", "mlp, cnn1d, lenet5, resnet20/32/56 (any resnet6n+2), vgg11, vgg16.",
+        flag="--model",
+    )
+    widths: tuple[int, ...] | None = option(
+        None, "Comma-separated layer widths, e.g. 300,100 for the MLP.", comma=True
+    )
 
 
 @dataclass(frozen=True)
@@ -334,15 +357,30 @@ class PruneConfig(_Config):
 
     _section: ClassVar[str] = "prune"
 
-    method: str = "oneshot"
-    sparsities: tuple[float, ...] = (0.5, 0.8, 0.9)
-    rate: float = 0.2
-    rewind: str = "init"
-    exclude_first: bool = False
-    exclude_last: bool = False
-    structure: str = "weight"
-    unit_norm: str = "l1"
-    unit_normalize: bool = False
+    method: str = option(
+        "oneshot", "One-shot magnitude pruning or iterative (IMP).", choices=PRUNE_METHODS
+    )
+    sparsities: tuple[float, ...] = option(
+        (0.5, 0.8, 0.9), "Target sparsity (fraction removed, repeatable).", flag="--sparsity"
+    )
+    rate: float = option(0.2, "IMP: fraction of the remaining weights pruned per round.")
+    rewind: str = option("init", "Rewind point for IMP and eval: init, <N>it or <N>ep.")
+    exclude_first: bool = option(False, "Leave the first layer dense.", off_flag="--prune-first")
+    exclude_last: bool = option(
+        False, "Leave the last (classifier) layer dense.", off_flag="--prune-last"
+    )
+    structure: str = option(
+        "weight",
+        "Prune single weights, or whole units (conv channels / linear neurons, one-shot; a "
+        "sparsity is then a fraction of units).",
+        choices=PRUNE_STRUCTURES,
+    )
+    unit_norm: str = option(
+        "l1", "Structured: score units by the L1 or L2 norm of their weights.", choices=UNIT_NORMS
+    )
+    unit_normalize: bool = option(
+        False, "Structured: divide unit scores by their layer's mean before the global ranking."
+    )
 
     def __post_init__(self):
         if self.method not in PRUNE_METHODS:

@@ -6,9 +6,16 @@ import click
 
 from lprcausal.cli.app import cli
 from lprcausal.cli.lpr import echo_lpr
-from lprcausal.cli.options import build_train_config, runtime_options, train_options
+from lprcausal.cli.options import (
+    build_train_config,
+    config_options,
+    runtime_options,
+    train_options,
+)
 from lprcausal.cli.tables import pct, table
 from lprcausal.config import (
+    CONTROLS,
+    EVAL_MODES,
     DataConfig,
     EvalSpec,
     FindSpec,
@@ -42,44 +49,16 @@ def _section(config: str | None, table_name: str) -> dict:
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="TOML file with [data], [model], [train] (= H_find) and [prune] tables; "
                    "options given on the command line override it.")
-@click.option("--dataset", default=None,
-              help="mnist1d (generated locally), mnist, fashionmnist, cifar10, cifar100.")
-@click.option("--n-samples", type=int, default=None, help="MNIST-1D: samples to generate.")
-@click.option("--val-fraction", type=float, default=None,
-              help="Share of the training set held out for validation [default: 0.1].")
-@click.option("--model", default=None,
-              help="mlp, cnn1d, lenet5, resnet20/32/56 (any resnet6n+2), vgg11, vgg16.")
-@click.option("--widths", default=None,
-              help="Comma-separated layer widths, e.g. 300,100 for the MLP.")
+@config_options(DataConfig, "data_overrides")
+@config_options(ModelConfig, "model_overrides")
 @train_options()
-@click.option("--sparsity", "sparsities", type=float, multiple=True,
-              help="Target sparsity (fraction removed, repeatable) [default: 0.5 0.8 0.9].")
-@click.option("--method", type=click.Choice(["oneshot", "imp"]), default=None,
-              help="One-shot magnitude pruning or iterative (IMP) [default: oneshot].")
-@click.option("--rate", type=float, default=None,
-              help="IMP: fraction of the remaining weights pruned per round [default: 0.2].")
-@click.option("--rewind", default=None,
-              help="Rewind point for IMP and eval: init, <N>it or <N>ep [default: init].")
-@click.option("--structure", type=click.Choice(["weight", "unit"]), default=None,
-              help="Prune single weights, or whole units (conv channels / linear neurons, "
-                   "one-shot; a sparsity is then a fraction of units) [default: weight].")
-@click.option("--unit-norm", type=click.Choice(["l1", "l2"]), default=None,
-              help="Structured: score units by the L1 or L2 norm of their weights "
-                   "[default: l1].")
-@click.option("--unit-normalize/--no-unit-normalize", default=None,
-              help="Structured: divide unit scores by their layer's mean before the global "
-                   "ranking [default: off].")
-@click.option("--exclude-first/--prune-first", default=None,
-              help="Leave the first layer dense.")
-@click.option("--exclude-last/--prune-last", default=None,
-              help="Leave the last (classifier) layer dense.")
+@config_options(PruneConfig, "prune_overrides")
 @click.option("--seed", "seeds", type=int, multiple=True,
               help="Replicate index (repeatable; several seeds train together) [default: 0].")
 @click.option("--name", default=None, help="Friendly name for the run (-seedN added if several).")
 @runtime_options
-def find_command(config, dataset, n_samples, val_fraction, model, widths, train_overrides,
-                 sparsities, method, rate, rewind, structure, unit_norm, unit_normalize,
-                 exclude_first, exclude_last, seeds, name, ctx) -> None:
+def find_command(config, data_overrides, model_overrides, train_overrides, prune_overrides,
+                 seeds, name, ctx) -> None:
     """Find masks: train a dense network with H_find and prune it by global magnitude.
 
     One-shot prunes the trained network to every --sparsity; IMP prunes --rate of the
@@ -92,14 +71,9 @@ def find_command(config, dataset, n_samples, val_fraction, model, widths, train_
     of their weights; each --sparsity is the fraction of units removed, and each layer
     keeps at least one unit. `lprcausal lpr` shows the unit and parameter fractions.
     """
-    data = {**_section(config, "data"), **_given(name=dataset, n_samples=n_samples,
-                                                 val_fraction=val_fraction)}
-    widths_list = _parse_widths(widths)
-    model_cfg = {**_section(config, "model"), **_given(name=model, widths=widths_list)}
-    prune = {**_section(config, "prune"), **_given(
-        sparsities=list(sparsities) or None, method=method, rate=rate, rewind=rewind,
-        structure=structure, unit_norm=unit_norm, unit_normalize=unit_normalize,
-        exclude_first=exclude_first, exclude_last=exclude_last)}
+    data = {**_section(config, "data"), **data_overrides}
+    model_cfg = {**_section(config, "model"), **model_overrides}
+    prune = {**_section(config, "prune"), **prune_overrides}
     train = build_train_config(config, "train", train_overrides)
     seeds = list(seeds) or [int(_section(config, "find").get("seed", 0)) if config else 0]
     specs = [
@@ -140,11 +114,11 @@ def find_command(config, dataset, n_samples, val_fraction, model, widths, train_
 @train_options()
 @click.option("--sparsity", "sparsities", type=float, multiple=True,
               help="Level(s) of the find run's masks to evaluate [default: all].")
-@click.option("--mode", type=click.Choice(["rewind", "finetune", "reinit"]), default="rewind",
+@click.option("--mode", type=click.Choice(EVAL_MODES), default="rewind",
               show_default=True,
               help="Start from the rewind point, from the trained weights, or a fresh init.")
 @click.option("--mask", "mask_kind", default="own", show_default=True,
-              type=click.Choice(["own", "shuffle", "random", "uniform", "erk", "lamp"]),
+              type=click.Choice(("own", *CONTROLS)),
               help="The find run's mask, or a control / allocation at the same sparsity.")
 @click.option("--mask-seed", type=int, default=0, show_default=True,
               help="Seed of the shuffle/random control masks.")
@@ -187,18 +161,3 @@ def eval_command(run, config, train_overrides, sparsities, mode, mask_kind, mask
     click.echo("\nsummary (accuracies on test unless noted; eval = final epoch)")
     click.echo(table(["eval run", "sparsity", "find_acc", "eval_val_acc", "eval_test_acc",
                       "diverged"], rows))
-
-
-def _given(**kw) -> dict:
-    return {k: v for k, v in kw.items() if v is not None}
-
-
-def _parse_widths(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(x) for x in text.replace(" ", "").split(",") if x]
-    except ValueError:
-        raise LprError(
-            f"--widths = {text!r} is not valid: expected comma-separated integers like 300,100."
-        ) from None

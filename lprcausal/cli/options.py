@@ -1,9 +1,8 @@
 """Click options declared once and shared by the commands.
 
-Hyperparameter options are generated from :class:`lprcausal.config.TrainConfig`'s
-fields, so a new hyperparameter appears on every command that takes an H without
-editing the CLI. Options default to "not given" so a ``--config`` file's values are
-only overridden by what the user typed.
+Options of the config dataclasses (data, model, H, pruning) are generated from their
+fields (:func:`config_options`), so a new field appears on every command that takes
+that config without editing the CLI.
 """
 
 from __future__ import annotations
@@ -20,57 +19,36 @@ from lprcausal.errors import LprError
 from lprcausal.pipeline import Context
 from lprcausal.train import EngineOptions, pick_device
 
-TRAIN_HELP = {
-    "optimizer": "Optimizer: sgd, adam or adamw.",
-    "lr": "Peak learning rate (> 0).",
-    "momentum": "SGD momentum (0 disables it).",
-    "nesterov": "Use Nesterov momentum (SGD only).",
-    "beta1": "Adam/AdamW beta1.",
-    "beta2": "Adam/AdamW beta2.",
-    "eps": "Adam/AdamW epsilon.",
-    "weight_decay": "Weight decay (L2 for sgd/adam, decoupled for adamw).",
-    "batch_size": "Samples per optimizer step (full batches only).",
-    "epochs": "Training length in epochs (give epochs or iterations).",
-    "iterations": "Training length in optimizer steps (replaces epochs).",
-    "schedule": "Learning-rate schedule: constant, step (milestones, gamma) or cosine.",
-    "milestones": "Step-schedule milestones such as 10ep or 500it (repeat the option).",
-    "gamma": "Step-schedule decay factor at each milestone.",
-    "warmup": "Linear warmup length, e.g. 200it or 1ep (0it = none).",
-    "augment": "Random crop (4 px padding) and horizontal flip (image datasets).",
-}
+SCALARS = {"float": float, "int": int, "str": str}
 
 
-def train_options(prefix: str = "") -> Callable:
-    """Decorator adding one option per TrainConfig field, collected into ``train_overrides``."""
+def config_options(cls: type, dest: str, *, prefix: str = "") -> Callable:
+    """Decorator adding one option per field of the config dataclass ``cls``; the values
+    given are collected into the keyword argument ``dest`` as a dict (field -> value).
+
+    Everything comes from the field: its name (``batch_size`` -> ``--batch-size``, or
+    the metadata ``flag``), its type (a bool is a ``--x/--no-x`` pair, a tuple a
+    repeatable option or, with ``comma``, one ``1,2,3`` value), its ``choices`` and its
+    ``help`` (see :func:`lprcausal.config.option`). Options default to "not given", so
+    a ``--config`` file's values are overridden only by what the user typed.
+    """
+    fields = [f for f in dataclasses.fields(cls) if "help" in f.metadata]
 
     def decorator(func: Callable) -> Callable:
-        names = []
-        for f in reversed(dataclasses.fields(TrainConfig)):
-            flag = f"--{prefix}{f.name.replace('_', '-')}"
-            dest = f"h_{f.name}"
-            names.append(dest)
-            help_text = TRAIN_HELP.get(f.name, "") + f" [default: {_default_text(f)}]"
-            if f.type == "bool":
-                opt = click.option(
-                    f"{flag}/--{prefix}no-{f.name.replace('_', '-')}", dest, default=None,
-                    help=help_text,
-                )
-            elif f.type.startswith("tuple"):
-                opt = click.option(flag, dest, multiple=True, help=help_text)
-            else:
-                kind = {"float": float, "int": int, "int | None": int, "str": str}[f.type]
-                opt = click.option(flag, dest, type=kind, default=None, help=help_text)
-            func = opt(func)
+        for f in reversed(fields):
+            func = _field_option(f, dest, prefix)(func)
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            overrides: dict[str, Any] = {}
-            for dest in names:
-                value = kwargs.pop(dest)
+            given: dict[str, Any] = {}
+            for f in fields:
+                value = kwargs.pop(_kwarg(dest, f))
                 if value is None or value == ():
                     continue
-                overrides[dest[2:]] = list(value) if isinstance(value, tuple) else value
-            kwargs["train_overrides"] = overrides
+                if f.metadata.get("comma"):
+                    value = _comma_list(value, _flag(f, prefix), _scalar(f))
+                given[f.name] = list(value) if isinstance(value, tuple) else value
+            kwargs[dest] = given
             return func(*args, **kwargs)
 
         return wrapper
@@ -78,10 +56,57 @@ def train_options(prefix: str = "") -> Callable:
     return decorator
 
 
+def _kwarg(dest: str, f: dataclasses.Field) -> str:
+    return f"{dest}__{f.name}"
+
+
+def _flag(f: dataclasses.Field, prefix: str) -> str:
+    return f.metadata.get("flag") or f"--{prefix}{f.name.replace('_', '-')}"
+
+
+def _scalar(f: dataclasses.Field) -> type:
+    """The Python type of one value of the field (of each item, for a tuple)."""
+    text = str(f.type).replace(" | None", "")
+    if text.startswith("tuple["):
+        text = text[len("tuple[") :].split(",")[0].rstrip("]")
+    return SCALARS.get(text.strip(), str)
+
+
+def _field_option(f: dataclasses.Field, dest: str, prefix: str) -> Callable:
+    flag, meta = _flag(f, prefix), f.metadata
+    help_text = f"{meta['help']} [default: {_default_text(f)}]"
+    if str(f.type) == "bool":
+        off = meta.get("off_flag") or f"--{prefix}no-{f.name.replace('_', '-')}"
+        return click.option(f"{flag}/{off}", _kwarg(dest, f), default=None, help=help_text)
+    kind = click.Choice(meta["choices"]) if "choices" in meta else _scalar(f)
+    if str(f.type).startswith("tuple") and not meta.get("comma"):
+        return click.option(flag, _kwarg(dest, f), type=kind, multiple=True, help=help_text)
+    if meta.get("comma"):
+        kind = str
+    return click.option(flag, _kwarg(dest, f), type=kind, default=None, help=help_text)
+
+
+def _comma_list(text: str, flag: str, kind: type) -> list:
+    try:
+        return [kind(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise LprError(
+            f"{flag} = {text!r} is not valid: expected comma-separated {kind.__name__} values "
+            "like 300,100."
+        ) from None
+
+
+def train_options(prefix: str = "") -> Callable:
+    """One option per hyperparameter of H (TrainConfig), collected into ``train_overrides``."""
+    return config_options(TrainConfig, "train_overrides", prefix=prefix)
+
+
 def _default_text(f: dataclasses.Field) -> str:
     value = f.default
     if isinstance(value, tuple):
-        return "none" if not value else ",".join(map(str, value))
+        return "none" if not value else " ".join(map(str, value))
+    if value is None:
+        return "none"
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 

@@ -13,7 +13,14 @@ from lprcausal.cli.app import cli
 from lprcausal.cli.options import build_train_config, runtime_options, train_options
 from lprcausal.cli.tables import table
 from lprcausal.cli.transplant_checkpoint import checkpoint_target_options
-from lprcausal.config import CONTROLS, TrainConfig, check_sparsity, matching_level, to_toml
+from lprcausal.config import (
+    CONTROLS,
+    EVAL_MODES,
+    TrainConfig,
+    check_sparsity,
+    matching_level,
+    to_toml,
+)
 from lprcausal.errors import LprError
 from lprcausal.pipeline import EvalRun, FindRun
 from lprcausal.results.io import save_dataset
@@ -72,7 +79,7 @@ def default_h_eval(ctx, pairs) -> tuple[TrainConfig, str]:
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="TOML file whose [train] table (or top level) is H_eval.")
 @train_options()
-@click.option("--mode", type=click.Choice(["rewind", "finetune", "reinit"]), default="rewind",
+@click.option("--mode", type=click.Choice(EVAL_MODES), default="rewind",
               show_default=True, help="Where each cell's weights start from.")
 @click.option("--eval-seed", "eval_seeds", type=int, multiple=True,
               help="Eval replicate per pair (data order) [default: the source run's seed].")
