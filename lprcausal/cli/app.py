@@ -37,19 +37,3 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-
-
-def _register() -> None:
-    from lprcausal.cli import (  # noqa: F401  (commands attach to cli)
-        figures_command,
-        find_eval,
-        lpr,
-        masks,
-        runs,
-        stats_command,
-        study,
-        transplant,
-    )
-
-
-_register()
