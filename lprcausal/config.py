@@ -195,9 +195,7 @@ class TrainConfig(_Config):
     weight_decay: float = option(0.0, "Weight decay (L2 for sgd/adam, decoupled for adamw).")
     batch_size: int = option(128, "Samples per optimizer step (full batches only).")
     epochs: int | None = option(20, "Training length in epochs (give epochs or iterations).")
-    iterations: int | None = option(
-        None, "Training length in optimizer steps (replaces epochs)."
-    )
+    iterations: int | None = option(None, "Training length in optimizer steps (replaces epochs).")
     schedule: str = option(
         "constant", "Learning-rate schedule: step (milestones, gamma) or cosine.",
         choices=SCHEDULES,

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
-import math
 from pathlib import Path
 
 import click
-import numpy as np
 
 from lprcausal.cli.app import cli
 from lprcausal.cli.options import build_train_config, runtime_options, train_options
@@ -24,7 +22,8 @@ from lprcausal.config import (
 from lprcausal.errors import LprError
 from lprcausal.pipeline import EvalRun, FindRun
 from lprcausal.results.io import save_dataset
-from lprcausal.stats import mediation_tests, proportion_mediated
+from lprcausal.stats.render import render
+from lprcausal.stats.report import analyze
 from lprcausal.study.one_pair import pair_names, run_design
 from lprcausal.transplant import TransplantDesign, pair_runs
 
@@ -98,9 +97,9 @@ def transplant_command(sources, targets, sparsities, config, train_overrides, mo
     Each cell prunes the trained weights of one run by layerwise magnitude at the other
     (or its own) run's LPR, rewinds and retrains with H_eval. Every cell is an ordinary
     stored run, and the netCDF file is the transplant.nc a study with this one pair
-    writes. Prints, per sparsity, the 2x2 table of mean accuracies and the paired
-    contrasts TE, NIE_a, NIE_b, NDE_a, NDE_b, INT (t intervals over seeds), and the
-    proportion mediated when the TE interval excludes 0.
+    writes. Prints, per sparsity, the 2x2 table of mean accuracies, then the statistics
+    `lprcausal stats` gives for it: the paired contrasts TE, NIE_a, NIE_b, NDE_a, NDE_b,
+    INT (t intervals over seeds), the proportion mediated, TOST, ANOVA, dose-response.
     """
     store = ctx.store
     pairs = pair_runs(store, expand_refs(store, sources, "--source"),
@@ -126,40 +125,27 @@ def transplant_command(sources, targets, sparsities, config, train_overrides, mo
     click.echo(f"\nH_eval {ds.attrs['h_eval']} ({origin}):\n{to_toml(h_eval)}")
     click.echo(f"a = {names[0]}: source {', '.join(p[0] for p in pairs)}\nb = {names[1]}: "
                f"target {', '.join(p[1] for p in pairs)}\nseeds: {', '.join(map(str, seeds))}")
-    one = ds.isel(pair=0)
     for j, s in enumerate(levels):
-        _print_level(one, j, s)
+        _print_means(ds.isel(pair=0), j, s)
+    # The statistics of this file, as `lprcausal stats` computes them for a study's.
+    result = analyze({"transplant": ds}, source=str(path))
+    result.warnings = [w for w in result.warnings if not w.startswith("no decoupled.nc")]
+    click.echo("\n" + render(result, "table"), nl=False)
     click.echo(f"\nresults: {path}")
 
 
-def _print_level(ds, j: int, s: float) -> None:
-    acc = ds["acc"].transpose("w_src", "lpr_src", "seed", "sparsity").values[:, :, :, j]
-    mean = np.nanmean(acc, axis=2)
+def _print_means(ds, j: int, s: float) -> None:
+    """The 2x2 table of mean accuracies at one sparsity, and the dose and control means."""
+    mean = ds["acc"].isel(sparsity=j).mean("seed").transpose("w_src", "lpr_src").values
     click.echo(f"\n== sparsity {s:g} ==  mean eval accuracy (rows: weights from, cols: LPR from)")
     click.echo(table(["weights \\ LPR", "a", "b"],
                      [["a", mean[0, 0], mean[0, 1]], ["b", mean[1, 0], mean[1, 1]]]))
-    records = mediation_tests(acc)
-    rows = [[r.estimand, r.estimate, r.ci_low, r.ci_high, r.p, r.p_perm, r.n] for r in records]
-    click.echo("\npaired contrasts over seeds (accuracy points; 95% t interval)")
-    click.echo(table(["contrast", "estimate", "ci_low", "ci_high", "p (t)", "p (sign-flip)",
-                      "n"], rows))
-    notes = sorted({r.note for r in records if r.note})
-    for note in notes:
-        click.echo(f"  note: {note}")
-    te = records[0]
-    if not (math.isnan(te.ci_low) or te.ci_low <= 0 <= te.ci_high):
-        pm = proportion_mediated(acc)
-        click.echo(f"proportion mediated by LPR: {pm.estimate:.3f} "
-                   f"[{pm.ci_low:.3f}, {pm.ci_high:.3f}] ({pm.ci_method})")
-    else:
-        click.echo("proportion mediated: not reported (the TE interval includes 0 or n < 2)")
     if "acc_alpha" in ds:
-        dose = ds["acc_alpha"].transpose("alpha", "seed", "sparsity").values[:, :, j].mean(axis=1)
-        click.echo(table(["alpha", "mean acc"], [[float(a), float(v)] for a, v in
-                                                 zip(ds["alpha"].values, dose, strict=True)]))
+        dose = ds["acc_alpha"].isel(sparsity=j).mean("seed")
+        click.echo(table(["alpha", "mean acc"], [[float(a), float(dose.sel(alpha=a))]
+                                                 for a in ds["alpha"].values]))
     if "acc_control" in ds:
-        ctl = ds["acc_control"].transpose("control", "w_src", "seed", "sparsity").values[:, :, :, j]
-        ctl = ctl.mean(axis=2)
+        ctl = ds["acc_control"].isel(sparsity=j).mean("seed")
         click.echo(table(["control", "weights a", "weights b"],
-                         [[str(c), float(v[0]), float(v[1])]
-                          for c, v in zip(ds["control"].values, ctl, strict=True)]))
+                         [[str(c), float(ctl.sel(control=c, w_src="a")),
+                           float(ctl.sel(control=c, w_src="b"))] for c in ds["control"].values]))

@@ -1,7 +1,7 @@
 """Every figure of a results directory, drawn and saved: the work behind ``lprcausal figures``.
 
-:func:`load_results` reads ``decoupled.nc``, ``transplant.nc`` and ``stats.nc``
-(whichever exist); :data:`FIGURES` lists the figures, each with the reason it cannot
+:func:`load_results` reads ``decoupled.nc``, ``transplant.nc``, ``stats.nc`` and
+``dose_fit.nc`` (whichever exist); :data:`FIGURES` lists the figures, each with the reason it cannot
 be drawn from a given study (None: it can) and notes on parts left out;
 :func:`render_figures` draws them all and writes one file per figure and format.
 """
@@ -44,7 +44,7 @@ from lprcausal.figures.transplant import (
     why_not_transplant,
 )
 from lprcausal.results.check import check_decoupled, check_transplant
-from lprcausal.results.io import load_dataset
+from lprcausal.results.io import load_results_dir
 
 
 @dataclass(frozen=True)
@@ -67,21 +67,7 @@ class Results:
 
 def load_results(results_dir: str | os.PathLike) -> Results:
     """Read a study's results folder; a folder with neither result file is a user error."""
-    path = Path(results_dir)
-    if not path.is_dir():
-        raise LprError(
-            f"RESULTS_DIR = {str(path)!r} is not a directory: expected a study results folder "
-            "such as results/quickstart (written by `lprcausal study run`)."
-        )
-    found = {
-        name: load_dataset(path / f"{name}.nc") if (path / f"{name}.nc").is_file() else None
-        for name in ("decoupled", "transplant", "stats", "dose_fit")
-    }
-    if found["decoupled"] is None and found["transplant"] is None:
-        raise LprError(
-            f"RESULTS_DIR = {str(path)!r} holds no decoupled.nc or transplant.nc: expected a "
-            "study results folder (written by `lprcausal study run`)."
-        )
+    found = load_results_dir(results_dir, ("decoupled", "transplant", "stats", "dose_fit"))
     if found["decoupled"] is not None:
         check_decoupled(found["decoupled"])
     if found["transplant"] is not None:

@@ -14,7 +14,7 @@ from scipy import stats as sps
 
 from lprcausal.config import LEVEL_TOL
 from lprcausal.errors import LprError, bad_value
-from lprcausal.results.read import fixed_evals
+from lprcausal.results.read import eval_arms
 
 
 def require(why: str | None, name: str) -> None:
@@ -67,13 +67,10 @@ def _same(a: object, b: object) -> bool:
 
 
 def default_eval(ds: xr.Dataset) -> str:
-    """The H_eval the single-H_eval figures use: attr ``reference_h_eval`` when it names a
-    fixed H_eval, else the first fixed one, else the coupled arm."""
-    fixed = fixed_evals(ds)
-    declared = str(ds.attrs.get("reference_h_eval", ""))
-    if declared in fixed:
-        return declared
-    return fixed[0] if fixed else str(ds["h_eval"].values[0])
+    """The H_eval the single-H_eval figures use: the first decoupled arm the study
+    recorded (its reference H_eval, else its first fixed one), else the coupled arm."""
+    arms = eval_arms(ds)
+    return arms[0] if arms else str(ds["h_eval"].values[0])
 
 
 def pair_title(pair: str, sparsity: float) -> str:

@@ -42,3 +42,22 @@ def load_dataset(path: str | os.PathLike) -> xr.Dataset:
             return ds.load()
     except (OSError, ValueError) as exc:
         raise LprError(f"{str(p)!r} is not a readable netCDF file ({exc}).") from None
+
+
+def load_results_dir(results_dir: str | os.PathLike, names: tuple[str, ...]) -> dict:
+    """``{name: Dataset or None}`` for each ``<name>.nc`` of a study results folder;
+    LprError when it is no folder or holds neither decoupled.nc nor transplant.nc."""
+    path = Path(results_dir)
+    if not path.is_dir():
+        raise LprError(
+            f"RESULTS_DIR = {str(path)!r} is not a directory: expected a study results folder "
+            "such as results/quickstart (written by `lprcausal study run`)."
+        )
+    found = {n: load_dataset(path / f"{n}.nc") if (path / f"{n}.nc").is_file() else None
+             for n in names}
+    if found.get("decoupled") is None and found.get("transplant") is None:
+        raise LprError(
+            f"RESULTS_DIR = {str(path)!r} holds no decoupled.nc or transplant.nc: expected a "
+            "study results folder (written by `lprcausal study run`)."
+        )
+    return found

@@ -36,7 +36,6 @@ from lprcausal.stats.decoupling import (
     decoupling_tests,
     lpr_omnibus,
     lpr_tests,
-    reference_labels,
 )
 from lprcausal.stats.multiple import adjust_records
 from lprcausal.stats.records import NAN, TestRecord
@@ -67,7 +66,6 @@ __all__ = [
     "lpr_omnibus",
     "lpr_tests",
     "mediation_analysis",
-    "reference_labels",
 ]
 
 

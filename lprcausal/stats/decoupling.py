@@ -76,16 +76,6 @@ def decoupled_design(ds: xr.Dataset) -> DecoupledDesign:
     )
 
 
-def reference_labels(ds: xr.Dataset) -> tuple[str, str, str]:
-    """(reference H_find, reference H_eval, note) as :func:`decoupled_design` reads
-    them; with several fixed H_eval and none declared, the first is returned. Empty
-    H_eval when there is no fixed one; the note joins the design's warnings."""
-    design = decoupled_design(ds)
-    ref_eval = design.eval_arms[0] if design.eval_arms else ""
-    ref_find = design.reference.get(ref_eval, design.lpr_reference)
-    return ref_find, ref_eval, join_notes(*design.warnings)
-
-
 def decoupling_tests(
     ds: xr.Dataset, *, level: float = DEFAULT_LEVEL, design: DecoupledDesign | None = None
 ) -> tuple[list[TestRecord], list[str]]:

@@ -26,7 +26,7 @@ import xarray as xr
 
 from lprcausal import __version__
 from lprcausal.errors import LprError
-from lprcausal.results.io import load_dataset, save_dataset
+from lprcausal.results.io import load_results_dir, save_dataset
 from lprcausal.stats import analyses
 from lprcausal.stats.paired import min_sign_flip_p
 from lprcausal.stats.records import TestRecord, records_to_dataset
@@ -59,23 +59,8 @@ def library_versions() -> str:
 def find_results(results_dir: str | Path) -> dict[str, xr.Dataset]:
     """The result Datasets of a study folder: ``{"decoupled": ..., "transplant": ...}``
     for whichever of ``decoupled.nc`` / ``transplant.nc`` exist (LprError if neither)."""
-    path = Path(results_dir)
-    if not path.is_dir():
-        raise LprError(
-            f"RESULTS_DIR = {str(path)!r} is not a directory: expected a study results folder "
-            "such as results/quickstart (written by `lprcausal study run`)."
-        )
-    found = {
-        name: load_dataset(path / f"{name}.nc")
-        for name in INPUTS
-        if (path / f"{name}.nc").is_file()
-    }
-    if not found:
-        raise LprError(
-            f"RESULTS_DIR = {str(path)!r} holds no decoupled.nc or transplant.nc: expected a "
-            "study results folder (written by `lprcausal study run`)."
-        )
-    return found
+    found = load_results_dir(results_dir, INPUTS)
+    return {name: ds for name, ds in found.items() if ds is not None}
 
 
 def check_options(level: float, tost_margin: float) -> None:

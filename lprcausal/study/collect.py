@@ -164,74 +164,37 @@ def decoupled_dataset(graph: JobGraph, reader: RunReader, attrs: dict) -> xr.Dat
                         kept[name][i, j, k] = run.metrics["compact"][key][name]
     # the eval runs of a diverged find run count as diverged cells too
     diverged = evals["diverged"] | find_div[:, None, :, None]
+    f3, f4 = ("h_find", "seed", "sparsity"), ("h_find", "seed", "sparsity", "layer")
     ds = xr.Dataset(
         {
             "acc": (dims4, evals["acc"], ACC),
             "val_acc": (dims4, evals["val_acc"], VAL_ACC),
             "diverged": (dims4, diverged, DIVERGED),
             "eval_run": (dims4, evals["run_id"].astype(str), RUN_ID),
-            "find_acc": (
-                ("h_find", "seed", "sparsity"),
-                find_acc,
-                {
-                    "long_name": "find-phase test accuracy of the network the mask was "
-                    "pruned from (the dense one for one-shot, the last IMP round for IMP)",
-                    "units": "1",
-                },
-            ),
-            "pruned_acc": (
-                ("h_find", "seed", "sparsity"),
-                pruned_acc,
-                {"long_name": "test accuracy right after pruning, before retraining", "units": "1"},
-            ),
-            "find_diverged": (
-                ("h_find", "seed"),
-                find_div,
-                {"long_name": "find run diverged (NaN/inf loss)"},
-            ),
-            "find_run": (
-                ("h_find", "seed"),
-                find_run.astype(str),
-                {"long_name": "find run id in the run store"},
-            ),
-            "lpr": (
-                ("h_find", "seed", "sparsity", "layer"),
-                lpr,
-                {
-                    "long_name": "layerwise pruning ratio (fraction of the layer's weights "
-                    "removed)",
-                    "units": "1",
-                },
-            ),
-            "n_params": (
-                "layer",
-                np.array([n for _name, n in layers], dtype=np.int64),
-                {"long_name": "weights in the prunable layer", "units": "1"},
-            ),
+            "find_acc": (f3, find_acc, _unit(
+                "find-phase test accuracy of the network the mask was pruned from (the dense "
+                "one for one-shot, the last IMP round for IMP)")),
+            "pruned_acc": (f3, pruned_acc, _unit(
+                "test accuracy right after pruning, before retraining")),
+            "find_diverged": (f3[:2], find_div, {"long_name": "find run diverged (NaN/inf loss)"}),
+            "find_run": (f3[:2], find_run.astype(str),
+                         {"long_name": "find run id in the run store"}),
+            "lpr": (f4, lpr, _unit("layerwise pruning ratio (fraction of the layer's weights "
+                                   "removed)")),
+            "n_params": ("layer", np.array([n for _name, n in layers], dtype=np.int64),
+                         _unit("weights in the prunable layer")),
         },
         coords=_base_coords(spec, hf, he, seeds, sp) | {"layer": [n for n, _ in layers]},
     )
     ds["layer"].attrs = {"long_name": "prunable parameter name"}
     if structured:
         for name, what in COMPACT_KEPT.items():
-            ds[name] = (
-                ("h_find", "seed", "sparsity"),
-                kept[name],
-                {
-                    "long_name": f"fraction of the network's {what} kept by the compacted "
-                    "(physically smaller) network",
-                    "units": "1",
-                },
-            )
-        ds["unit_lpr"] = (
-            ("h_find", "seed", "sparsity", "layer"),
-            unit_lpr,
-            {
-                "long_name": "fraction of the layer's units (neurons / channels) removed; "
-                "lpr is the fraction of its weights",
-                "units": "1",
-            },
-        )
+            ds[name] = (f3, kept[name], _unit(
+                f"fraction of the network's {what} kept by the compacted (physically smaller) "
+                "network"))
+        ds["unit_lpr"] = (f4, unit_lpr, _unit(
+            "fraction of the layer's units (neurons / channels) removed; lpr is the fraction "
+            "of its weights"))
     ds = ds.assign_coords(_hp_coords(spec.h_find, "", "h_find"))
     ds = ds.assign_coords(_hp_coords(spec.h_eval, "eval_", "h_eval"))
     # The design, recorded where it is known: equal H are equal TrainConfigs here.
@@ -251,6 +214,11 @@ def decoupled_dataset(graph: JobGraph, reader: RunReader, attrs: dict) -> xr.Dat
         **design_attrs,
     }
     return ds
+
+
+def _unit(long_name: str) -> dict:
+    """Attrs of a dimensionless variable (accuracies, fractions, counts)."""
+    return {"long_name": long_name, "units": "1"}
 
 
 def _layers(graph: JobGraph, reader: RunReader) -> list[tuple[str, int]]:
