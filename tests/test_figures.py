@@ -307,7 +307,7 @@ def test_transplant_interaction_draws_a_line_per_seed_and_a_mean_per_weights_sou
 
 
 def test_transplant_effects_without_the_mediation_records_is_a_user_error():
-    with pytest.raises(LprError, match="stats.nc has no mediation record TE of pair"):
+    with pytest.raises(LprError, match="stats.nc has no mediation_contrasts record TE of pair"):
         transplant_effects(transplant(), stats_records([]))
 
 

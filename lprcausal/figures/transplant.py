@@ -190,9 +190,9 @@ def transplant_effects(
 ) -> Figure:
     """Forest plot of TE, NIE_a, NIE_b, NDE_a, NDE_b, INT with their intervals.
 
-    One panel per pair and sparsity, in accuracy points, read from the ``mediation_contrasts``
-    records of ``stats`` (the stats.nc of ``lprcausal stats``). Filled markers:
-    adjusted p < ``alpha``; the p of each row is written at the right.
+    One panel per pair and sparsity, in accuracy points, read from the
+    ``mediation_contrasts`` records of ``stats`` (the stats.nc of ``lprcausal stats``).
+    Filled markers: adjusted p < ``alpha``; the p of each row is written at the right.
     """
     require(why_not_transplant(tds), "transplant_effects")
     check_transplant(tds)

@@ -7,9 +7,9 @@ before claiming no effect, Page's test and per-seed slopes for dose-response,
 Holm within pre-registered families and Benjamini-Hochberg across exploratory grids.
 """
 
+from lprcausal.results.schema import CONTRASTS
 from lprcausal.stats.anova import factorial_anova, within_seed_anova
 from lprcausal.stats.mediation import (
-    CONTRASTS,
     PRIMARY,
     fieller_interval,
     mean_nie,

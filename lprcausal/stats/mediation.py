@@ -75,7 +75,7 @@ def _scale(y: np.ndarray) -> float:
 def mediation_tests(Y: object, *, level: float = 0.95) -> list[TestRecord]:
     """Paired t test (with the exact sign-flip p in ``p_perm``) for each contrast.
 
-    Returns one record per contrast in the order of :data:`CONTRASTS`, with the
+    Returns one record per contrast in the order of :data:`lprcausal.results.schema.CONTRASTS`, with the
     contrast name as ``estimand``; callers add their own selection coords (pair,
     sparsity, ...) to ``record.coords``.
     """

@@ -11,10 +11,11 @@ import numpy as np
 import xarray as xr
 
 from lprcausal.results.check import check_transplant, labels
+from lprcausal.results.schema import CONTRASTS
 from lprcausal.stats.anova import FORMULA as ANOVA_FORMULA
 from lprcausal.stats.anova import TERMS as ANOVA_TERMS
 from lprcausal.stats.anova import within_seed_anova
-from lprcausal.stats.mediation import CONTRASTS, mediation_tests, nie_test, proportion_mediated
+from lprcausal.stats.mediation import mediation_tests, nie_test, proportion_mediated
 from lprcausal.stats.mediation import transplant_contrasts as _contrasts
 from lprcausal.stats.paired import tost_paired
 from lprcausal.stats.records import TestRecord
