@@ -22,7 +22,7 @@ from lprcausal.errors import LprError
 from lprcausal.pipeline import EvalRun, FindRun, ensure_evals, ensure_finds
 from lprcausal.pruning import expand_unit_masks, layerwise_ratios, removal_count, unit_fractions
 from lprcausal.study.one_pair import run_design
-from lprcausal.transplant import TransplantDesign
+from lprcausal.study.transplant_design import TransplantDesign
 
 UNIT = PruneConfig(sparsities=(0.5, 0.8), structure="unit")
 

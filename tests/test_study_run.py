@@ -28,8 +28,8 @@ from lprcausal.stats.decoupling import decoupled_design
 from lprcausal.store import RunStore
 from lprcausal.study import Study
 from lprcausal.study.collect import PROVENANCE_ATTRS, collect
+from lprcausal.study.transplant_design import alpha_spec, cell_spec
 from lprcausal.train import EngineOptions
-from lprcausal.transplant import alpha_spec, cell_spec
 
 QUIET = EngineOptions(progress=False)
 N_RUNS = 4 + 16 + 24  # finds; decoupled evals; transplant cells + alphas (see test_study_graph)

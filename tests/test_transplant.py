@@ -13,7 +13,7 @@ from lprcausal.pipeline import EvalRun, FindRun, ensure_finds
 from lprcausal.pruning import global_magnitude_masks, layerwise_ratios, transplant_masks
 from lprcausal.stats import transplant_contrasts
 from lprcausal.study.one_pair import run_design
-from lprcausal.transplant import TransplantDesign, cell_spec
+from lprcausal.study.transplant_design import TransplantDesign, cell_spec
 
 
 def _pairs(ctx, prune=None, seeds=(0, 1)):

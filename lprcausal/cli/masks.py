@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from lprcausal.cli.app import cli
-from lprcausal.cli.options import runtime_options
+from lprcausal.cli.options import config_options, runtime_options
 from lprcausal.config import DataConfig, ModelConfig
 from lprcausal.store import RunStore
 
@@ -38,12 +38,8 @@ def export_command(run: str, sparsity: float | None, out: str, store: str) -> No
 
 @masks_group.command("import")
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--model", "model_name", required=True,
-              help="The model the masks belong to (mlp, cnn1d, lenet5, resnet20, ...).")
-@click.option("--widths", default=None, help="Comma-separated layer widths of the model.")
-@click.option("--dataset", default="mnist1d", show_default=True,
-              help="Dataset the model is built for (input shape, classes) and evaluated on.")
-@click.option("--n-samples", type=int, default=None, help="MNIST-1D: samples to generate.")
+@config_options(ModelConfig, "model_given")
+@config_options(DataConfig, "data_given")
 @click.option("--sparsity", type=float, default=None,
               help="Label of the level (must give the file's exact removal count) "
                    "[default: the file's sparsity].")
@@ -51,19 +47,16 @@ def export_command(run: str, sparsity: float | None, out: str, store: str) -> No
               help="Replicate whose seeded initialization is the run's rewind point.")
 @click.option("--name", required=True, help="Friendly name for the imported run.")
 @runtime_options
-def import_command(path, model_name, widths, dataset, n_samples, sparsity, seed, name,
-                   ctx) -> None:
-    """Store the masks file PATH as a run, so `lpr --compare`, `eval` (from the model's
-    seeded initialization) and `transplant --source` can use it."""
+def import_command(path, model_given, data_given, sparsity, seed, name, ctx) -> None:
+    """Store the masks file PATH as a run of the model given by --model and --widths, so
+    `lpr --compare`, `eval` (from the model's seeded initialization) and `transplant
+    --source` can use it. The dataset (default mnist1d) sets the input shape and classes."""
     from lprcausal.api.imported_runs import import_masks
-    from lprcausal.cli.find_eval import _parse_widths
     from lprcausal.pipeline import FindRun
 
-    model = ModelConfig.from_dict(
-        {"name": model_name, **({"widths": _parse_widths(widths)} if widths else {})}, "model")
-    data = DataConfig.from_dict(
-        {"name": dataset, **({"n_samples": n_samples} if n_samples is not None else {})}, "data")
+    model = ModelConfig.from_dict(model_given, "model")
+    data = DataConfig.from_dict(data_given, "data")
     ctx.store.set_name(name, run_id := import_masks(ctx, path, model, data, seed, sparsity))
     run = FindRun(ctx.store, run_id)
     click.echo(f"imported {path} as run {run_id} ({name}): sparsity {run.levels[0]:g} over "
-               f"{len(run.prunable)} tensors of {model_name}")
+               f"{len(run.prunable)} tensors of {model.name}")

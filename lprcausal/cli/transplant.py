@@ -25,7 +25,7 @@ from lprcausal.results.io import save_dataset
 from lprcausal.stats.render import render
 from lprcausal.stats.report import analyze
 from lprcausal.study.one_pair import pair_names, run_design
-from lprcausal.transplant import TransplantDesign, pair_runs
+from lprcausal.study.transplant_design import TransplantDesign, pair_runs
 
 
 def expand_refs(store, refs: tuple[str, ...], field: str) -> list[str]:

@@ -13,21 +13,20 @@ from pathlib import Path
 
 import click
 
+from lprcausal.cli.options import config_options
 from lprcausal.config import DataConfig, ModelConfig, TrainConfig
 from lprcausal.errors import LprError
 
 
 def checkpoint_target_options(func: Callable) -> Callable:
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        ckpt = {k: kwargs.pop(k) for k in list(kwargs) if k.startswith("ckpt_")}
+        if "name" not in ckpt["ckpt_model"]:
+            return func(*args, **kwargs)
+        return _run(ckpt, **kwargs)
+
     opts = [
-        click.option("--model", "ckpt_model", default=None,
-                     help="With --target CHECKPOINT: the model the checkpoint holds (mlp, "
-                          "cnn1d, ...). Its masks at the source's LPR go to --masks-out."),
-        click.option("--widths", "ckpt_widths", default=None,
-                     help="With --model: comma-separated layer widths."),
-        click.option("--dataset", "ckpt_dataset", default="mnist1d", show_default=True,
-                     help="With --model: dataset the model is built for and evaluated on."),
-        click.option("--n-samples", "ckpt_n_samples", type=int, default=None,
-                     help="With --model: MNIST-1D samples to generate."),
         click.option("--masks-out", "ckpt_masks_out", default=None,
                      type=click.Path(dir_okay=False),
                      help="With --model: masks file [default: <checkpoint>-transplant"
@@ -37,36 +36,25 @@ def checkpoint_target_options(func: Callable) -> Callable:
                           "and at its own, per seed, and write the Dataset to --out."),
     ]
     for opt in reversed(opts):
-        func = opt(func)
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        ckpt = {k: kwargs.pop(k) for k in list(kwargs) if k.startswith("ckpt_")}
-        if ckpt["ckpt_model"] is None:
-            return func(*args, **kwargs)
-        return _run(ckpt, **kwargs)
-
-    return wrapper
+        wrapper = opt(wrapper)
+    # --model (and --widths) name the checkpoint's architecture; --dataset what it is for.
+    wrapper = config_options(DataConfig, "ckpt_data")(wrapper)
+    return config_options(ModelConfig, "ckpt_model")(wrapper)
 
 
 def _run(ckpt: dict, sources, targets, sparsities, config, train_overrides, eval_seeds, out,
          ctx, **_ignored) -> None:
-    from lprcausal.cli.find_eval import _parse_widths
+    from lprcausal.api.checkpoint_transplant import evaluate_transplant, transplant_onto_checkpoint
     from lprcausal.cli.options import build_train_config
-    from lprcausal.results_io import save_dataset
-    from lprcausal.transplant_checkpoint import evaluate_transplant, transplant_onto_checkpoint
+    from lprcausal.results.io import save_dataset
 
     if len(sources) != 1 or len(targets) != 1:
         raise LprError(
             f"--model transplants one source run onto one checkpoint: got {len(sources)} "
             f"--source and {len(targets)} --target; expected one of each."
         )
-    widths = _parse_widths(ckpt["ckpt_widths"])
-    model = ModelConfig.from_dict(
-        {"name": ckpt["ckpt_model"], **({"widths": widths} if widths else {})}, "model")
-    n = ckpt["ckpt_n_samples"]
-    data = DataConfig.from_dict(
-        {"name": ckpt["ckpt_dataset"], **({"n_samples": n} if n is not None else {})}, "data")
+    model = ModelConfig.from_dict(ckpt["ckpt_model"], "model")
+    data = DataConfig.from_dict(ckpt["ckpt_data"], "data")
     target = targets[0]
     masks_out = ckpt["ckpt_masks_out"] or str(Path(target).with_suffix("")) + "-transplant.safetensors"
     source, levels, state, masks, files = transplant_onto_checkpoint(

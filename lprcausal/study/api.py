@@ -37,8 +37,8 @@ from lprcausal.study.executor import (
 from lprcausal.study.graph import JobGraph, Plan, build_graph, make_plan, run_steps
 from lprcausal.study.progress import StudyProgress, Timer, fmt_seconds
 from lprcausal.study.spec import StudySpec, load_spec, parse_spec
+from lprcausal.study.transplant_design import all_specs
 from lprcausal.train import EngineOptions
-from lprcausal.transplant import all_specs
 
 STUDY_FILE = "study.json"
 

@@ -48,7 +48,7 @@ from lprcausal.results.schema import (
 from lprcausal.store import RunStore
 from lprcausal.study.graph import JobGraph
 from lprcausal.study.spec import HPoint, StudySpec
-from lprcausal.transplant import TransplantDesign, alpha_spec, cell_spec, control_spec
+from lprcausal.study.transplant_design import TransplantDesign, alpha_spec, cell_spec, control_spec
 
 
 class RunReader:

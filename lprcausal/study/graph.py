@@ -17,7 +17,7 @@ from lprcausal.config import EvalSpec, FindSpec, MaskSpec, spec_hash
 from lprcausal.results.schema import pair_label
 from lprcausal.store import RunStore
 from lprcausal.study.spec import StudySpec
-from lprcausal.transplant import TransplantDesign, all_specs
+from lprcausal.study.transplant_design import TransplantDesign, all_specs
 
 Spec = FindSpec | EvalSpec
 

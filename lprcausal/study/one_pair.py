@@ -1,7 +1,7 @@
 """One transplant design outside a study file (``lprcausal transplant``, the Python API).
 
 It trains the same eval runs as a study's ``[transplant]`` table (the cells of
-:func:`lprcausal.transplant.all_specs`) and collects them with the same code, so its
+:func:`lprcausal.study.transplant_design.all_specs`) and collects them with the same code, so its
 Dataset is the ``transplant.nc`` a study with this one pair writes, labels included.
 """
 
@@ -16,7 +16,7 @@ from lprcausal.pipeline import Context, FindRun, ensure_evals
 from lprcausal.results.schema import pair_label
 from lprcausal.study.collect import RunReader, provenance_attrs, setup_attrs, transplant_dataset
 from lprcausal.study.spec import differing_fields, fixed_eval_label, make_label
-from lprcausal.transplant import TransplantDesign, all_specs, check_design
+from lprcausal.study.transplant_design import TransplantDesign, all_specs, check_design
 
 
 def run_design(ctx: Context, design: TransplantDesign, command: str = "") -> xr.Dataset:

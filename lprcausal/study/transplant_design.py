@@ -19,7 +19,6 @@ the same counts and ``uniform`` the same unit fraction in every unit layer
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -128,16 +127,3 @@ def pair_runs(store, sources: Sequence[str], targets: Sequence[str]) -> list[tup
         )
     return [(r.id, by_seed_b[r.spec.seed].id) for r in sorted(a, key=lambda r: r.spec.seed)]
 
-
-class _CallableModule(type(sys.modules[__name__])):
-    """``lprcausal.transplant`` is both this module and the public function
-    ``lprcausal.transplant(source_masks, target)``: importing a submodule binds its name on
-    the package, which would otherwise hide the function."""
-
-    def __call__(self, source_masks, target):
-        from lprcausal.api.masking import transplant
-
-        return transplant(source_masks, target)
-
-
-sys.modules[__name__].__class__ = _CallableModule
