@@ -27,9 +27,7 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from lprcausal.api.weights import unwrap
-from lprcausal.errors import LprError
-from lprcausal.pruning.masks import check_masks_match
+from lprcausal.api.weights import masked_parameters, unwrap
 
 
 class MaskHandle:
@@ -37,17 +35,10 @@ class MaskHandle:
 
     def __init__(self, model: nn.Module, masks: Mapping[str, torch.Tensor]):
         module = unwrap(model)
-        params = dict(module.named_parameters())
-        missing = [n for n in masks if n not in params]
-        if missing:
-            raise LprError(
-                f"masks name {missing[:5]} which are not parameters of the model: expected "
-                f"names from {list(params)[:8]}{' ...' if len(params) > 8 else ''}."
-            )
-        check_masks_match(masks, {n: params[n] for n in masks})
+        params = masked_parameters(module, masks)
         self.model = module
         self.masks = {n: m.to(params[n].device) for n, m in masks.items()}
-        self._params = {n: params[n] for n in masks}
+        self._params = params
         self._dropped = {n: ~m for n, m in self.masks.items()}
         # Multiplying by a float 0/1 mask is several times faster than masked_fill on the
         # CPU; like the engine, a pruned entry of a non-finite gradient becomes NaN, which

@@ -13,10 +13,9 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from lprcausal.api.weights import unwrap
+from lprcausal.api.weights import masked_parameters, unwrap
 from lprcausal.errors import LprError
 from lprcausal.pruning import Masks
-from lprcausal.pruning.masks import check_masks_match
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -37,14 +36,7 @@ def to_torch_prune(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> nn.Mo
     True
     """
     module = unwrap(model)
-    params = dict(module.named_parameters())
-    missing = [n for n in masks if n not in params]
-    if missing:
-        raise LprError(
-            f"masks name {missing[:5]} which are not parameters of the model (already "
-            f"reparametrized by torch.nn.utils.prune?): expected names from {list(params)[:8]}."
-        )
-    check_masks_match(masks, {n: params[n] for n in masks})
+    params = masked_parameters(module, masks, " (already reparametrized by torch.nn.utils.prune?)")
     for name, m in masks.items():
         module_name, attr = _split(name)
         owner = module.get_submodule(module_name)

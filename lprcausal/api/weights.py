@@ -10,6 +10,7 @@ from torch import nn
 from lprcausal.errors import LprError
 from lprcausal.models.prunable import prunable_parameters
 from lprcausal.pruning._checks import format_names
+from lprcausal.pruning.masks import check_masks_match
 
 ModelOrParams = nn.Module | Mapping[str, torch.Tensor]
 
@@ -70,3 +71,21 @@ def weights_of(
                 f"weights for {n!r} have type {type(available[n]).__name__}: expected a tensor."
             )
     return {n: available[n].detach() for n in names}
+
+
+def masked_parameters(
+    module: nn.Module, masks: Mapping[str, torch.Tensor], hint: str = ""
+) -> dict[str, nn.Parameter]:
+    """The parameters of ``module`` that ``masks`` name, after checking that every name is
+    one of its parameters and every mask a bool tensor of that parameter's shape.
+    ``hint`` is added to the message for a name the module does not have."""
+    params = dict(module.named_parameters())
+    missing = [n for n in masks if n not in params]
+    if missing:
+        raise LprError(
+            f"masks name {missing[:5]} which are not parameters of the model{hint}: expected "
+            f"names from {list(params)[:8]}{' ...' if len(params) > 8 else ''}."
+        )
+    chosen = {n: params[n] for n in masks}
+    check_masks_match(masks, chosen)
+    return chosen

@@ -137,6 +137,21 @@ def fmt_stat(stat, df) -> str:
     return text
 
 
+
+def _record_cells(r: dict, notes: str) -> dict[str, str]:
+    """The formatted numbers of one test record: the same cells in text and markdown."""
+    return {
+        "estimate": fmt_value(r["estimate"]),
+        "ci": _ci(r["ci_low"], r["ci_high"]),
+        "stat": fmt_stat(r["statistic"], r["df"]),
+        "p": fmt_p(r["p"]),
+        "p_adj": fmt_p(r["p_adj"]),
+        "p_perm": fmt_p(r.get("p_perm", math.nan)),
+        "d_z": "" if _isnan(r["effect_size"]) else f"{r['effect_size']:.2f}",
+        "n": str(int(r["n"])),
+        "notes": notes,
+    }
+
 def _ci(lo, hi) -> str:
     if _isnan(lo) and _isnan(hi):
         return ""
@@ -282,17 +297,7 @@ def _rows(
                 notes[frag] = max(notes.values(), default=0) + 1
             if notes[frag]:
                 refs.append(str(notes[frag]))
-        cells = {k: _show(r[k]) for k in row_keys} | {
-            "estimate": fmt_value(r["estimate"]),
-            "ci": _ci(r["ci_low"], r["ci_high"]),
-            "stat": fmt_stat(r["statistic"], r["df"]),
-            "p": fmt_p(r["p"]),
-            "p_adj": fmt_p(r["p_adj"]),
-            "p_perm": fmt_p(r.get("p_perm", math.nan)),
-            "d_z": "" if _isnan(r["effect_size"]) else f"{r['effect_size']:.2f}",
-            "n": str(int(r["n"])),
-            "notes": ",".join(refs),
-        }
+        cells = {k: _show(r[k]) for k in row_keys} | _record_cells(r, ",".join(refs))
         if equivalence:
             p = r["p_adj"] if not _isnan(r["p_adj"]) else r["p"]
             cells["verdict"] = "" if _isnan(p) else ("shown" if p < alpha else "not shown")
@@ -494,20 +499,7 @@ def _md_family(family: str, group: pd.DataFrame, footnotes: dict[str, int]) -> l
                 continue
             footnotes.setdefault(frag, len(footnotes) + 1)
             refs.append(f"[^{footnotes[frag]}]")
-        rows.append(
-            {k: _show(r[k]) for k in keys}
-            | {
-                "estimate": fmt_value(r["estimate"]),
-                "ci": _ci(r["ci_low"], r["ci_high"]),
-                "stat": fmt_stat(r["statistic"], r["df"]),
-                "p": fmt_p(r["p"]),
-                "p_adj": fmt_p(r["p_adj"]),
-                "p_perm": fmt_p(r.get("p_perm", math.nan)),
-                "d_z": "" if _isnan(r["effect_size"]) else f"{r['effect_size']:.2f}",
-                "n": str(int(r["n"])),
-                "notes": " ".join(refs),
-            }
-        )
+        rows.append({k: _show(r[k]) for k in keys} | _record_cells(r, " ".join(refs)))
     keep = [c for c in columns if any(row[c[0]] for row in rows)]
     table = _md_table(
         [c[1] for c in keep], [[row[c[0]] for c in keep] for row in rows], [c[2] for c in keep]
