@@ -39,3 +39,18 @@ def _cache_env(monkeypatch, data_cache):
 def ctx(tmp_path, data_cache) -> Context:
     return Context.at(tmp_path / "runs", cache_dir=data_cache,
                       engine=EngineOptions(progress=False, device="cpu"))
+
+
+def run_cli(capsys, *args, code: int = 0) -> str:
+    """Run the ``lprcausal`` CLI in-process; assert its exit status is ``code``; return its
+    stdout (stderr when ``code`` is not 0)."""
+    from lprcausal.cli import main
+
+    try:
+        main(list(args))
+        status = 0
+    except SystemExit as exc:
+        status = exc.code or 0
+    out, err = capsys.readouterr()
+    assert status == code, f"exit {status}\nstdout:\n{out}\nstderr:\n{err}"
+    return out if code == 0 else err

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli as cli
 
 import lprcausal as lpc
 from lprcausal.cli import main
@@ -29,15 +30,6 @@ def example():
     return load_example()
 
 
-def cli(capsys, *args) -> str:
-    try:
-        main(list(args))
-        status = 0
-    except SystemExit as exc:
-        status = exc.code or 0
-    out, err = capsys.readouterr()
-    assert status == 0, f"exit {status}\n{out}\n{err}"
-    return out
 
 
 def engine_find(capsys, store, example, *extra) -> FindRun:

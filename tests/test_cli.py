@@ -5,24 +5,14 @@ from __future__ import annotations
 import os
 
 import pytest
+from conftest import run_cli as run
 
-from lprcausal.cli import main
 from lprcausal.results.io import load_dataset
 
 TINY = ["--n-samples", "600", "--widths", "24,12", "--batch-size", "32", "--iterations", "24",
         "--no-progress"]
 
 
-def run(capsys, *args, code: int = 0) -> str:
-    """Run the CLI in-process; return stdout (assert on the exit status)."""
-    try:
-        main(list(args))
-        status = 0
-    except SystemExit as exc:
-        status = exc.code or 0
-    out, err = capsys.readouterr()
-    assert status == code, f"exit {status}\nstdout:\n{out}\nstderr:\n{err}"
-    return out if code == 0 else err
 
 
 def listing(path) -> list[str]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 import xarray as xr
+from conftest import run_cli as run
 
 import lprcausal as lpc
-from lprcausal.cli import main
 from lprcausal.models import build_model
 from lprcausal.pipeline import FindRun
 from lprcausal.store import RunStore
@@ -16,15 +16,6 @@ TINY = ["--n-samples", "600", "--batch-size", "32", "--iterations", "24", "--no-
 MODEL = ["--widths", "24,12"]
 
 
-def run(capsys, *args, code: int = 0) -> str:
-    try:
-        main(list(args))
-        status = 0
-    except SystemExit as exc:
-        status = exc.code or 0
-    out, err = capsys.readouterr()
-    assert status == code, f"exit {status}\nstdout:\n{out}\nstderr:\n{err}"
-    return out if code == 0 else err
 
 
 @pytest.fixture
