@@ -25,7 +25,6 @@ from lprcausal.figures import (
     heatmap,
     layer_lpr,
     load_results,
-    mean_ci,
     render_figures,
     save_figure,
     transplant_effects,
@@ -33,6 +32,7 @@ from lprcausal.figures import (
 )
 from lprcausal.results import build
 from lprcausal.results.io import save_dataset
+from lprcausal.results.summary import mean_ci
 from lprcausal.stats.analyses import dose_fit
 
 FINDS = ("lr=0.01", "lr=0.03", "lr=0.1")

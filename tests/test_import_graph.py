@@ -86,3 +86,18 @@ def test_no_private_name_is_imported_from_another_package():
 
 def test_the_command_group_imports_no_command_module():
     assert offending("lprcausal.cli.app", ("lprcausal.cli",)) == []
+
+
+def test_figures_use_no_statistics_library():
+    # Figures draw what stats and results computed; scipy / statsmodels there would mean a
+    # statistic computed a second time.
+    bad = []
+    for path in sorted((PACKAGE / "figures").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [node.module or ""] if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            )
+            bad += [f"{path.name} imports {n}" for n in names
+                    if n.split(".")[0] in ("scipy", "statsmodels")]
+    assert bad == []

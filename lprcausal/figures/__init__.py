@@ -42,7 +42,6 @@ _WHERE = {
     "figure_style": "style",
     "h_find_looks": "style",
     "save_figure": "style",
-    "mean_ci": "summary",
 }
 
 __all__ = [
@@ -64,7 +63,6 @@ __all__ = [
     "heatmap",
     "layer_lpr",
     "load_results",
-    "mean_ci",
     "parse_formats",
     "render_figures",
     "save_figure",

@@ -32,12 +32,12 @@ from lprcausal.figures.style import (
 from lprcausal.figures.summary import (
     default_eval,
     finite,
-    mean_ci,
     records,
     require,
     selection,
 )
 from lprcausal.results.schema import COUPLED
+from lprcausal.results.summary import mean_ci
 
 AxesArg = Axes | Sequence[Axes] | None
 

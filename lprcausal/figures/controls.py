@@ -29,12 +29,12 @@ from lprcausal.figures.style import (
 )
 from lprcausal.figures.summary import (
     finite,
-    mean_ci,
     pair_title,
     require,
 )
 from lprcausal.figures.transplant import default_looks, groups, panel_columns, roles
 from lprcausal.results.check import check_transplant
+from lprcausal.results.summary import mean_ci
 
 CONTROL_NAMES = {
     "shuffle": "shuffle",

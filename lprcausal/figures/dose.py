@@ -29,11 +29,11 @@ from lprcausal.figures.style import (
 )
 from lprcausal.figures.summary import (
     finite,
-    mean_ci,
     require,
 )
 from lprcausal.figures.transplant import default_looks, groups, roles
 from lprcausal.results.check import check_transplant
+from lprcausal.results.summary import mean_ci
 
 
 def why_not_dose_response(tds: xr.Dataset | None) -> str | None:

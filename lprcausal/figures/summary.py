@@ -1,4 +1,4 @@
-"""Numbers the figures show: means with t intervals over seeds, selections, stats lookups.
+"""What the figures show: selections of cells and lookups in the stats that were written.
 
 Kept apart from the drawing so each is a small pure function on xarray objects.
 """
@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
-from scipy import stats as sps
 
 from lprcausal.config import LEVEL_TOL
 from lprcausal.errors import LprError, bad_value
@@ -21,25 +20,6 @@ def require(why: str | None, name: str) -> None:
     """Raise the user error for a figure that cannot be drawn (``why`` says why)."""
     if why is not None:
         raise LprError(f"{name} cannot be drawn: {why}.")
-
-
-def mean_ci(
-    da: xr.DataArray, dim: str = "seed", level: float = 0.95
-) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
-    """(mean, low, high) over ``dim``: the t interval mean +- t_{n-1} * sd / sqrt(n).
-
-    NaN entries (diverged runs) are left out, so n may differ between cells; cells
-    with fewer than two values have a NaN interval (no spread to estimate).
-    """
-    if not 0 < level < 1:
-        raise bad_value("level", level, "a confidence level between 0 and 1, e.g. 0.95")
-    n = da.count(dim)
-    mean = da.mean(dim, skipna=True)
-    sd = da.std(dim, ddof=1, skipna=True)
-    df = (n - 1).where(n >= 2)
-    tcrit = xr.apply_ufunc(lambda d: sps.t.ppf((1 + level) / 2, d), df)
-    half = tcrit * sd / np.sqrt(n.where(n >= 2))
-    return mean, mean - half, mean + half
 
 
 def selection(ds: xr.Dataset, dim: str, chosen: object | None) -> list:

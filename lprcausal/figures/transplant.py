@@ -32,7 +32,6 @@ from lprcausal.figures.style import (
 from lprcausal.figures.summary import (
     correction_name,
     finite,
-    mean_ci,
     pair_title,
     records,
     require,
@@ -40,6 +39,7 @@ from lprcausal.figures.summary import (
 )
 from lprcausal.results.check import check_transplant
 from lprcausal.results.schema import CONTRASTS
+from lprcausal.results.summary import mean_ci
 
 AxesArg = Axes | Sequence[Axes] | None
 
