@@ -99,7 +99,8 @@ def test_linear_weight_gradients_land_in_the_gradient_buffer_without_a_copy():
     for seed in range(3):
         torch.manual_seed(seed)
         states.append(build_model("mlp", (1, 5), 3, widths=(6,)).state_dict())
-    model = StackedModel(spec, states, [None] * 3, (1, 5), 3, torch.device("cpu"), F64)
+    cpu = torch.device("cpu")
+    model = StackedModel(spec, states, [None] * 3, (1, 5), 3, cpu, F64, vmapped=True)
     x = torch.randn(3, 4, 1, 5, dtype=F64)
     y = torch.randint(0, 3, (3, 4))
     loss = member_losses(model.forward(x), y).sum()

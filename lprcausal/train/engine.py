@@ -190,7 +190,15 @@ def _captures(jobs: list[TrainJob], total: int) -> dict[int, list[int]]:
 
 def _loss_function(model: StackedModel, options: EngineOptions) -> Callable:
     def losses(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return member_losses(model.forward(x), y)
+        if model.vmapped:
+            return member_losses(model.forward(x), y)
+        # Member by member, each loss exactly as its run alone computes it.
+        return torch.cat(
+            [
+                member_losses(model.forward_member(k, x[k]).unsqueeze(0), y[k : k + 1])
+                for k in range(model.K)
+            ]
+        )
 
     if not options.compile:
         return losses
@@ -217,6 +225,8 @@ def _train_group(jobs: list[TrainJob], data: Dataset, device, options: EngineOpt
         device,
         options.dtype,
         direct_grads=not options.compile,
+        # torch.compile traces the vmapped model; otherwise the device decides.
+        vmapped=True if options.compile else None,
     )
     K = model.K
     configs = [job.train for job in jobs]

@@ -16,6 +16,12 @@ written out directly. Per layer and step:
   the stock ``flatten``). Backward: the weight gradient is one ``bmm`` against the
   saved windows; the input gradient one ``bmm`` plus ``k`` strided adds (col2im).
 
+Every member's arithmetic is independent of the group it trains in: the same ``bmm``
+per layer whatever K, reductions only within a member. A batched GEMM of K >= 2 runs
+each member's product on one thread, while a lone product would be split over all
+threads (and split its sums differently), so a K = 1 step on the CPU runs on one
+thread: a run's numbers are then bitwise the same alone or in any group.
+
 Every buffer is allocated once per group, so a step allocates nothing of the
 activations' size. On the CPU that matters: the autograd path allocates K x B x width
 tensors every step, and the page faults of those fresh allocations cost about as much
@@ -28,6 +34,9 @@ the loss and every gradient against autograd on the stock module in float64).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -53,6 +62,20 @@ def chain_layers(template: nn.Module) -> list[tuple[str, nn.Module]] | None:
     if any(type(m) not in (nn.Linear, nn.Conv1d) or m.bias is None for _, m in layers):
         return None
     return layers
+
+
+@contextmanager
+def _one_thread(on: bool) -> Iterator[None]:
+    """Run the block on one intra-op thread when ``on`` (the thread count is restored)."""
+    threads = torch.get_num_threads()
+    if not on or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class _Relaid:
@@ -235,8 +258,9 @@ class HandStep:
         self.losses = self.logits.new_empty(K)
         self.minus_one = self.logits.new_full((K, B, 1), -1.0)  # the one-hot's scatter source
         self.batch_size = B
+        # One member alone: its GEMMs on one thread, as each member's in a batched GEMM.
+        self.one_thread = K == 1 and fc.device.type == "cpu"
 
-    @torch.no_grad()
     def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
         """Logits ``[K, B, n_classes]`` (a buffer overwritten by the next call).
 
@@ -244,6 +268,10 @@ class HandStep:
         (``shared``). Training mode equals eval mode for these models (no BatchNorm or
         dropout), and the gradient buffer is not touched.
         """
+        with torch.no_grad(), _one_thread(self.one_thread):
+            return self._forward(x, shared)
+
+    def _forward(self, x: torch.Tensor, shared: bool) -> torch.Tensor:
         first = self.layers[0]
         K, B = self.logits.shape[:2]
         if shared:
@@ -255,11 +283,14 @@ class HandStep:
             layer.forward(None)  # reads its input buffer, written by the layer before
         return self.logits
 
-    @torch.no_grad()
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-member mean cross-entropy ``[K]`` of ``x`` ``[K, B, ...]``; fills the gradients."""
+        with torch.no_grad(), _one_thread(self.one_thread):
+            return self._step(x, y)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         K, B = y.shape
-        self.forward(x)
+        self._forward(x, False)
         log_p = torch.log_softmax(self.logits, dim=-1)
         picked = log_p.gather(-1, y.unsqueeze(-1)).squeeze(-1)
         torch.mean(picked, 1, out=self.losses).neg_()

@@ -1,19 +1,31 @@
 """K runs of one architecture held as one stacked model.
 
 All trainable parameters of the K members live in one ``[K, P]`` tensor ``flat``: row
-k is member k's parameters, concatenated in ``named_parameters`` order. The model is
-evaluated with ``torch.func.vmap`` over ``functional_call`` of a stateless template,
-so linear layers become batched matmuls (and 1D convolutions batched GEMMs, see
-:mod:`lprcausal.train.layers`; 2D ones grouped convolutions), while BatchNorm keeps
-per-member running statistics in stacked buffers. Member-major rows make every
-per-member optimizer hyperparameter a ``[K, 1]`` broadcast and a member's state one
-contiguous row. K = 1 skips ``vmap``: the stock module runs with its parameters and
-buffers bound to views of the stacked tensors (the plain single-run arithmetic).
+k is member k's parameters, concatenated in ``named_parameters`` order. Member-major
+rows make every per-member optimizer hyperparameter a ``[K, 1]`` broadcast and a
+member's state one contiguous row.
+
+The members are evaluated in one of two ways:
+
+* **Member by member** (the CPU, and any K = 1 group): the stock module runs once per
+  member with its parameters and buffers bound to views of the stacked tensors. Every
+  member then does exactly the arithmetic of a run trained alone (same kernels, same
+  shapes, same reduction order), so its numbers are bitwise identical whatever group
+  it trains in. On the CPU this costs nothing for 2D convolutions (grouped convolutions
+  are slower there than separate ones); MLPs and 1D CNNs keep their batched speed
+  through the hand-written step (:mod:`lprcausal.train.hand_step`), which is
+  member-invariant by its own construction.
+* **Vmapped** (CUDA, or ``torch.compile``): ``torch.func.vmap`` over ``functional_call``
+  of a stateless template, so linear layers become batched matmuls (and 1D
+  convolutions batched GEMMs, see :mod:`lprcausal.train.layers`; 2D ones grouped
+  convolutions), while BatchNorm keeps per-member running statistics in stacked
+  buffers. Members agree with runs trained alone to float rounding, not bitwise.
 
 Training differentiates per-parameter leaf views of ``flat``; their gradients are
-gathered in the ``[K, P]`` buffer ``grad`` laid out like ``flat``. Linear layers write
-their weight gradients straight into it (see :mod:`lprcausal.train.layers`); any other
-gradient is copied in by :meth:`StackedModel.backward`.
+gathered in the ``[K, P]`` buffer ``grad`` laid out like ``flat``. Vmapped linear
+layers write their weight gradients straight into it (see
+:mod:`lprcausal.train.layers`); any other gradient is copied in by
+:meth:`StackedModel.backward`.
 """
 
 from __future__ import annotations
@@ -39,7 +51,9 @@ class StackedModel:
     names to bool tensors (True = kept) or are None. ``keep`` is the float ``[K, P]``
     mask (None when no member has one); ``flat`` is masked on construction.
     ``direct_grads=False`` turns off the linear layers' writes into ``grad`` (for
-    ``torch.compile``, which traces the backward ahead of time).
+    ``torch.compile``, which traces the backward ahead of time). ``vmapped``: evaluate
+    the members under ``vmap`` (None: when K > 1 on a non-CPU device); otherwise member
+    by member, each bitwise as it would train alone.
     """
 
     def __init__(
@@ -52,12 +66,16 @@ class StackedModel:
         device: torch.device,
         dtype: torch.dtype,
         direct_grads: bool = True,
+        vmapped: bool | None = None,
     ):
         template = build_model(spec.name, tuple(in_shape), n_classes, widths=spec.widths)
         self.in_shape = tuple(in_shape)
         self.template = template.to(device="meta", dtype=dtype)
         self.K = len(states)
-        if self.K > 1:
+        if vmapped is None:
+            vmapped = self.K > 1 and torch.device(device).type != "cpu"
+        self.vmapped = vmapped and self.K > 1
+        if self.vmapped:
             prepare_template(self.template)
         self.param_names = [n for n, _ in self.template.named_parameters()]
         self.buffer_names = [n for n, _ in self.template.named_buffers()]
@@ -76,24 +94,47 @@ class StackedModel:
         if self.keep is not None:
             self.flat.mul_(self.keep)
         self.grad = torch.zeros_like(self.flat)
-        self.leaves = self._views(self.flat)
-        slots = self._views(self.grad)
-        for n, leaf in self.leaves.items():
+        if self.vmapped:
+            self.leaves = self._views(self.flat)
+            slots = self._views(self.grad)
+            self._pairs = [(self.leaves[n], slots[n]) for n in self.param_names]
+        else:
+            # One set of leaves per member: member k's gradient is its own graph's.
+            self.members = [self._member_views(self.flat, k) for k in range(self.K)]
+            self._pairs = [
+                (self.members[k][n], slot)
+                for k in range(self.K)
+                for n, slot in self._member_views(self.grad, k).items()
+            ]
+        for leaf, slot in self._pairs:
             leaf.requires_grad_(True)
             if direct_grads:
-                leaf.grad_slot = slots[n]
-        self._pairs = [(self.leaves[n], slots[n]) for n in self.param_names]
-        if self.K == 1:
-            for n in self.param_names:
-                _bind(self.template, n, self.leaves[n], parameter=True)
-            for n in self.buffer_names:
-                _bind(self.template, n, self.buffers[n][0], parameter=False)
+                leaf.grad_slot = slot
+        self._bound = -1  # the member whose tensors the template holds (member by member)
 
         def forward(params, buffers, x):
             return functional_call(self.template, (params, buffers), (x,))
 
         self._forward_each = vmap(forward, in_dims=(0, 0, 0))
         self._forward_shared = vmap(forward, in_dims=(0, 0, None))
+
+    def _member_views(self, rows: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
+        """Per-name views of row k of a ``[K, P]`` tensor, in each parameter's shape."""
+        chunks = rows[k].split(self.sizes)
+        return {
+            n: c.view(shape)
+            for n, c, shape in zip(self.param_names, chunks, self.shapes, strict=True)
+        }
+
+    def _bind_member(self, k: int) -> torch.nn.Module:
+        """The template with member k's parameters and buffers bound to it."""
+        if self._bound != k:
+            for n in self.param_names:
+                _bind(self.template, n, self.members[k][n], parameter=True)
+            for n in self.buffer_names:
+                _bind(self.template, n, self.buffers[n][k], parameter=False)
+            self._bound = k
+        return self.template
 
     def _keep_mask(self, masks, device, dtype) -> torch.Tensor | None:
         if all(m is None for m in masks):
@@ -123,13 +164,11 @@ class StackedModel:
             rows.append(torch.cat(pieces))
         return torch.stack(rows).to(device)
 
-    def _views(self, rows: torch.Tensor, lead: bool | None = None) -> dict[str, torch.Tensor]:
-        """Per-name views into a ``[K, P]`` tensor: ``[K, *shape]``, or ``shape`` when K = 1
-        (``lead=True``: ``[K, *shape]`` whatever K)."""
-        lead = self.K > 1 if lead is None else lead
+    def _views(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-name ``[K, *shape]`` views into a ``[K, P]`` tensor."""
         chunks = rows.split(self.sizes, dim=1)
         return {
-            n: c.view(self.K, *shape) if lead else c[0].view(shape)
+            n: c.view(self.K, *shape)
             for n, c, shape in zip(self.param_names, chunks, self.shapes, strict=True)
         }
 
@@ -143,16 +182,22 @@ class StackedModel:
         layers = chain_layers(self.template)
         if layers is None:
             return None
-        params, grads = self._views(self.flat, lead=True), self._views(self.grad, lead=True)
+        params, grads = self._views(self.flat), self._views(self.grad)
         self._hand = HandStep(layers, params, grads, self.in_shape, batch_size)
         return self._hand
 
     def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
         """Logits ``[K, B, n_classes]``; ``x`` is ``[K, B, ...]``, or ``[B, ...]`` if ``shared``."""
-        if self.K == 1:
-            return self.template(x if shared else x[0]).unsqueeze(0)
+        if not self.vmapped:
+            return torch.stack(
+                [self.forward_member(k, x if shared else x[k]) for k in range(self.K)]
+            )
         fn = self._forward_shared if shared else self._forward_each
         return fn(self.leaves, self.buffers, x)
+
+    def forward_member(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        """Member k's logits ``[B, n_classes]`` for ``x`` ``[B, ...]`` (member by member only)."""
+        return self._bind_member(k)(x)
 
     def backward(self, loss: torch.Tensor) -> torch.Tensor:
         """Differentiate ``loss`` into ``grad`` (``[K, P]``, overwritten) and return it."""
