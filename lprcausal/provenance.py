@@ -32,9 +32,16 @@ def git_commit() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty else "")
 
 
-def provenance(device: torch.device | str, seconds: float | None = None) -> dict:
+def provenance(
+    device: torch.device | str, seconds: float | None = None, execution: dict | None = None
+) -> dict:
+    """Where and how a run was made. ``execution``: how its training ran (fused group
+    size, seconds, whether its numbers are bitwise those of the run trained alone)."""
     dev = torch.device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
+    libraries = {"mkl": torch.backends.mkl.is_available(), "mkldnn": torch.backends.mkldnn.is_available()}
+    if dev.type == "cuda":
+        libraries.update(cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
     return {
         "lprcausal_version": __version__,
         "git_commit": git_commit(),
@@ -45,4 +52,6 @@ def provenance(device: torch.device | str, seconds: float | None = None) -> dict
         "threads": torch.get_num_threads(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "wall_seconds": seconds,
+        "libraries": libraries,
+        "execution": execution or {},
     }

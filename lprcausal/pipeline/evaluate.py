@@ -89,7 +89,9 @@ def _write(ctx, spec: EvalSpec, run_id: str, find: FindRun, masks, result, prep_
         "parents": parents,
         "prunable": find.prunable,
         "layers": find.layers,
-        "provenance": provenance(pick_device(ctx.engine.device), result.seconds + prep_s),
+        "provenance": provenance(
+            pick_device(ctx.engine.device), result.seconds + prep_s, result.execution()
+        ),
     }
     with ctx.store.new_run(run_id) as w:
         w.json("run.json", record)

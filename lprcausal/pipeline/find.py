@@ -99,6 +99,7 @@ class _Pending:
         self.levels = spec.prune.levels()
         self.init = initial_state(spec.model, self.data, spec.seed)
         self.rounds: list[dict] = []
+        self.executions: list[dict] = []
         self.masks: dict[float, dict] = {}
         self.sources: dict[float, dict] = {}
         self.find_acc: dict[float, float] = {}
@@ -130,6 +131,7 @@ class _Pending:
     def absorb(self, result) -> TrainJob | None:
         """Take one round's result; return the next round's job (None when done)."""
         self.rounds.append(result.metrics())
+        self.executions.append(result.execution())
         params = {n: result.state[n] for n in self.names}
         if result.diverged:
             # NaN/inf weights rank nothing. The run is still stored whole (flagged diverged,
@@ -230,7 +232,11 @@ def _write(ctx: Context, p: _Pending) -> None:
         "prunable": p.names,
         "layers": layer_table(net, p.names),
         **(_structure_record(p) if p.units is not None else {}),
-        "provenance": provenance(pick_device(ctx.engine.device), time.perf_counter() - p.t0),
+        "provenance": provenance(
+            pick_device(ctx.engine.device),
+            time.perf_counter() - p.t0,
+            {"rounds": p.executions},
+        ),
     }
     with ctx.store.new_run(p.id) as w:
         w.json("run.json", record)

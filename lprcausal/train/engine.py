@@ -4,7 +4,10 @@ Runs that share architecture, dataset, batch size, length, optimizer family and
 augmentation are trained together as K members of one stacked model (horizontal
 fusion, see :mod:`lprcausal.train.stacked`). Every member has its own
 initialization, data order, learning rate and schedule, weight decay, momentum and
-mask, so a member trains as it would alone (to float rounding). K = 1 is the
+mask. On the CPU a member's numbers are bitwise those of the run trained alone,
+whatever its group (K, group mates, chunking): each member runs the arithmetic of a
+lone run (see :mod:`lprcausal.train.stacked`). On CUDA (and under ``torch.compile``)
+members are vmapped and agree with lone runs to float rounding. K = 1 is the
 ordinary single-run case: there is no second training loop.
 
 Each step computes the members' losses and gradients either by autograd through the
@@ -40,7 +43,8 @@ from lprcausal.train.stacked import StackedModel
 
 @dataclass
 class EngineOptions:
-    """How the engine runs (none of this changes what a run computes, beyond float rounding).
+    """How the engine runs (on the CPU none of this but ``dtype`` and ``compile`` changes a
+    run's bits; on CUDA the group changes float rounding).
 
     ``device``: ``None`` / ``"auto"`` picks CUDA when present, else the CPU.
     ``fuse``: ``"auto"`` trains compatible runs together where that is faster: always
@@ -299,6 +303,7 @@ def _train_group(jobs: list[TrainJob], data: Dataset, device, options: EngineOpt
                 steps=total,
                 seconds=seconds / K,
                 group_size=K,
+                bitwise_as_alone=device.type == "cpu" and not model.vmapped,
             )
         )
     return results

@@ -37,7 +37,9 @@ class TrainResult:
     ``train_loss`` and ``val_acc`` have one entry per epoch (for iteration-based runs,
     per block of ``steps_per_epoch`` steps, plus the final partial block). ``test_acc``
     is the final-epoch test accuracy, never a selected one. A run whose loss became
-    NaN or infinite is ``diverged`` and reports NaN accuracies.
+    NaN or infinite is ``diverged`` and reports NaN accuracies. How it was computed
+    (group size, time, whether its numbers are bitwise those of the run alone) is kept
+    apart from what it computed: see :meth:`metrics` and :meth:`execution`.
     """
 
     state: dict[str, torch.Tensor]
@@ -49,6 +51,7 @@ class TrainResult:
     steps: int = 0
     seconds: float = 0.0
     group_size: int = 1
+    bitwise_as_alone: bool = False
 
     def metrics(self) -> dict:
         return {
@@ -58,6 +61,13 @@ class TrainResult:
             "final_val_acc": self.val_acc[-1] if self.val_acc else float("nan"),
             "diverged": self.diverged,
             "steps": self.steps,
-            "train_seconds": self.seconds,
+        }
+
+    def execution(self) -> dict:
+        """How this result was computed: nothing here may change what :meth:`metrics` holds
+        when ``bitwise_as_alone`` (the CPU); elsewhere the group changes float rounding."""
+        return {
             "fused_members": self.group_size,
+            "train_seconds": self.seconds,
+            "bitwise_as_alone": self.bitwise_as_alone,
         }
