@@ -190,7 +190,7 @@ def test_truncated_run_is_reported_not_used(ctx):
     path = ctx.store.run_dir(run_id) / "masks.safetensors"
     path.write_bytes(path.read_bytes()[:100])
     fresh = Context.at(ctx.store.root, engine=ctx.engine)
-    with pytest.raises(LprError, match=r"is damaged: its file 'masks.safetensors' does not match"):
+    with pytest.raises(LprError, match=r"is damaged: it has a file 'masks.safetensors' that does not match"):
         FindRun(fresh.store, run_id).mask(0.5)
 
 
@@ -199,7 +199,7 @@ def test_hand_edited_config_is_reported(ctx):
     path = ctx.store.run_dir(run_id) / "run.json"
     path.write_text(path.read_text().replace('"lr": 0.05', '"lr": 0.5'))
     fresh = Context.at(ctx.store.root)
-    with pytest.raises(LprError, match=r"'run.json' does not match its recorded checksum"):
+    with pytest.raises(LprError, match=r"'run.json' that does not match its checksum"):
         FindRun(fresh.store, run_id)
 
 

@@ -33,7 +33,10 @@ def list_command(store: str, kind: str | None) -> None:
         aliases.setdefault(run_id, []).append(alias)
     rows = []
     for run_id in st.run_ids():
-        if not st.exists(run_id):
+        why = st.damage(run_id)
+        if why is not None:
+            rows.append([run_id, ",".join(aliases.get(run_id, [])) or "-", "damaged", why,
+                         "-", "see `lprcausal runs verify`", float("nan")])
             continue
         run = StoredRun(st, run_id)
         if kind and run.kind != kind:

@@ -1,6 +1,7 @@
 """Compute only what the store lacks, safely alongside other processes.
 
-Each missing run is claimed with its lock (without waiting); claimed runs are
+Each missing run is claimed with its lock (without waiting); a damaged one is moved
+aside (see :meth:`RunStore.quarantine`) once claimed. Claimed runs are
 computed together (so the engine can fuse them) and written one by one as they
 finish. Runs another process holds are waited for afterwards, and computed here only
 if that process died without writing them.
@@ -34,6 +35,7 @@ def ensure_runs(store: RunStore, specs: Sequence, compute: Compute) -> list[str]
         elif store.exists(run_id):
             lock.release()
         else:
+            _set_aside(store, run_id)
             claimed.append(run_id)
             locks[run_id] = lock
     try:
@@ -44,8 +46,16 @@ def ensure_runs(store: RunStore, specs: Sequence, compute: Compute) -> list[str]
     for run_id in others:
         with store.lock(run_id):
             if not store.exists(run_id):
+                _set_aside(store, run_id)
                 compute([pending[run_id]], [run_id], lambda i: None)
     return ids
+
+
+def _set_aside(store: RunStore, run_id: str) -> None:
+    """Quarantine a present but damaged run (the caller holds its lock)."""
+    why = store.damage(run_id)
+    if why is not None:
+        store.quarantine(run_id, why)
 
 
 def _compute_claimed(claimed, pending, locks, compute: Compute) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import xarray as xr
 
 from lprcausal.errors import LprError
+from lprcausal.filemode import open_to_user
 
 ENGINE = "h5netcdf"
 
@@ -26,7 +27,14 @@ def save_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         ds.to_netcdf(tmp, engine=ENGINE, invalid_netcdf=False)
+        open_to_user(tmp)  # mkstemp's 0600 would keep the results from other users
         os.replace(tmp, path)
+    except OSError as exc:
+        # e.g. a full disk: the previous file (if any) is untouched
+        raise LprError(
+            f"Cannot write results to {str(path)!r} ({exc.strerror or exc}): expected a "
+            "writable folder with free space; nothing was replaced."
+        ) from None
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path

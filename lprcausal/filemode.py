@@ -1,0 +1,34 @@
+"""The permissions a file gets from the user's umask (what ``open`` would give it).
+
+Atomic writes go through ``tempfile.mkstemp``, whose files are private (0600); before
+the rename they get the mode an ordinary ``open`` would have made (0644 under the
+usual umask 022), so results and runs can be shared like any other file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _umask() -> int:
+    # /proc avoids os.umask's set-and-restore, which would race with other threads.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def user_file_mode() -> int:
+    """``0o666`` less the process umask."""
+    return 0o666 & ~_umask()
+
+
+def open_to_user(path: str | os.PathLike) -> None:
+    """Give ``path`` (a file made by ``mkstemp``) the mode of an ordinary new file."""
+    os.chmod(path, user_file_mode())
