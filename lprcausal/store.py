@@ -118,6 +118,7 @@ class RunWriter:
     def tensors(self, name: str, tensors: dict[str, torch.Tensor]) -> None:
         clean = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         save_file(clean, str(self.folder / name))
+        open_to_user(self.folder / name)  # safetensors writes it private (0600)
 
 
 def _jsonable(obj: Any) -> Any:

@@ -86,7 +86,7 @@ def _same(a, b) -> bool:
 def test_a_run_is_bitwise_the_same_alone_in_a_group_of_8_and_in_chunks(family, optimizer, threads):
     threads(THREADS[family])
     in_shape, _, batch = FAMILIES[family]
-    data = synthetic(in_shape, n_train=2 * batch, n_eval=24)
+    data = synthetic(in_shape, n_train=2 * batch, n_eval=24, n_classes=10)
     jobs = _jobs(family, optimizer, data)
     alone = train_many(jobs[:1], data, EngineOptions(fuse=False, **CPU))
     group = train_many(jobs, data, EngineOptions(fuse=True, **CPU))

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import random
 
 import click
 
 from lprcausal.cli.app import cli
+from lprcausal.cli.options import runtime_options
 from lprcausal.cli.tables import table
 from lprcausal.config import to_toml
 from lprcausal.pipeline import FindRun, open_run
 from lprcausal.pipeline.runs import FIND_KINDS, StoredRun
+from lprcausal.pipeline.verify import check_store, retrain_alone
 from lprcausal.store import RunStore
 
 
@@ -92,3 +95,42 @@ def show_command(run: str, store: str) -> None:
     click.echo("# metrics\n" + json.dumps(m, indent=1, sort_keys=True))
     click.echo("\n# provenance\n" + json.dumps(obj.record.get("provenance", {}), indent=1))
     click.echo(f"\nprunable set ({len(obj.prunable)} tensors): {', '.join(obj.prunable)}")
+
+
+@runs_group.command("verify")
+@click.option("--retrain", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also retrain this many runs (a sample) alone and compare with the store.")
+@click.option("--sample-seed", type=int, default=0, show_default=True,
+              help="Seed of the sample of runs to retrain.")
+@click.option("--dry-run", is_flag=True,
+              help="Only report damaged runs; do not move them aside.")
+@runtime_options
+def verify_command(retrain: int, sample_seed: int, dry_run: bool, ctx) -> None:
+    """Check every run of the store; move damaged ones into .quarantine/ (never deleted).
+
+    A run is valid when its id is the hash of its run.json spec and its manifest lists
+    exactly the files present with matching SHA-256. With --retrain N, N runs are
+    trained again alone (no fusion) and the largest weight and accuracy differences are
+    shown next to the accuracy's seed-to-seed spread: 0 on the CPU, float noise on CUDA.
+    """
+    store = ctx.store
+    found = check_store(store, quarantine=not dry_run)
+    click.echo(
+        f"{len(found.valid) + len(found.damaged)} runs in {str(store.root)!r}: "
+        f"{len(found.valid)} valid, {len(found.damaged)} damaged"
+        + ("" if not found.damaged or dry_run else " (moved to .quarantine/)")
+        + f"; {len(found.stale)} stale temp entries removed."
+    )
+    for run_id, why in found.damaged.items():
+        click.echo(f"  damaged {run_id}: it {why}")
+    for name, run_id in found.dangling_names.items():
+        click.echo(f"  name {name!r} points at run {run_id}, which is not a valid run here")
+    if not retrain or not found.valid:
+        return
+    sample = sorted(random.Random(sample_seed).sample(found.valid, min(retrain, len(found.valid))))
+    rows = []
+    for run_id in sample:
+        r = retrain_alone(ctx, run_id)
+        rows.append([r["run"], r["kind"], f"{r['max_weight_diff']:.3g}", f"{r['acc_diff']:.4g}",
+                     f"{r['seed_std']:.4g}", r["n_seeds"]])
+    click.echo(table(["run", "kind", "max |dw|", "|d acc|", "seed std acc", "seeds"], rows))

@@ -5,9 +5,9 @@ flatten -> Linear``) are chains of batched GEMMs, so their forward and backward 
 written out directly. Per layer and step:
 
 * Linear: one ``bmm`` into the next layer's input buffer, an in-place bias add and
-  ReLU; backward one ``bmm`` for the weight gradient (written straight into the stacked
-  gradient buffer), one ``sum`` for the bias and one ``bmm`` for the input gradient,
-  with the ReLU mask applied in place.
+  ReLU; backward one ``bmm`` for the weight gradient (into a contiguous buffer, then
+  copied into the stacked gradient buffer), one ``sum`` for the bias and one ``bmm``
+  for the input gradient, with the ReLU mask applied in place.
 * Conv1d (zero padding, no groups or dilation): the input lives channels-last inside a
   zero-padded buffer; im2col is one strided copy of its windows (taps-major, whole
   channel vectors), then one ``bmm`` ``[K, B * L_out, k * C] @ [K, k * C, O]``. The
@@ -118,7 +118,11 @@ class _Dense:
         self.b, self.gb, self.relu = b, gb, relu
         self.relaid = None if features is None else _Relaid(w, gw, features[1], features[0])
         self.w = w if self.relaid is None else self.relaid.w
-        self.gw = gw if self.relaid is None else self.relaid.gw
+        # The weight gradient is formed in a contiguous buffer of its own, then copied to
+        # its slot: a GEMM into the strided slot of a K >= 2 group takes another kernel
+        # path than into a K = 1 slot (contiguous), which would change a run's bits.
+        self.gw_slot = gw
+        self.gw = w.new_empty(w.shape) if self.relaid is None else self.relaid.gw
         K, _, n_in = w.shape
         # The first layer reads the batch itself; later ones their own input buffer.
         self.input = None if first else w.new_empty(K, B, n_in)
@@ -145,6 +149,8 @@ class _Dense:
         torch.bmm(g.transpose(1, 2), self.x, out=self.gw)
         if self.relaid is not None:
             self.relaid.store_grad(self.gw)
+        else:
+            self.gw_slot.copy_(self.gw)
         torch.sum(g, 1, out=self.gb)
         if self.grad_input is None:
             return None
