@@ -159,6 +159,10 @@ def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
     return _check_scalar(value, base, where)
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _check_scalar(value: Any, type_name: str, where: str) -> Any:
     if type_name == "float" and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -241,10 +245,16 @@ class TrainConfig(_Config):
                 "nesterov = true needs optimizer = 'sgd' with momentum > 0 "
                 f"(got optimizer = {self.optimizer!r}, momentum = {self.momentum})."
             )
-        if self.weight_decay < 0:
+        if not (_finite(self.weight_decay) and self.weight_decay >= 0):
             raise LprError(
-                f"weight_decay = {self.weight_decay!r} is not valid: expected a value >= 0."
+                f"weight_decay = {self.weight_decay!r} is not valid: expected a finite value >= 0."
             )
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if not (_finite(value) and 0 <= value < 1):
+                raise LprError(f"{name} = {value!r} is not valid: expected 0 <= {name} < 1.")
+        if not (_finite(self.eps) and self.eps > 0):
+            raise LprError(f"eps = {self.eps!r} is not valid: expected a finite value > 0.")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise LprError(
                 f"batch_size = {self.batch_size!r} is not valid: expected a positive integer."
@@ -268,6 +278,34 @@ class TrainConfig(_Config):
             parse_point(self.warmup, "warmup")
         if not 0 < self.gamma <= 1:
             raise LprError(f"gamma = {self.gamma!r} is not valid: expected 0 < gamma <= 1.")
+        self._check_warmup_fits(None)
+
+    def _check_warmup_fits(self, n_train: int | None) -> None:
+        """Warmup no longer than training (checked without data when the units agree)."""
+        if self.warmup.strip() == "init":
+            return
+        value, unit = parse_point(self.warmup, "warmup")
+        length, length_unit = (
+            (self.epochs, "ep") if self.epochs is not None else (self.iterations, "it")
+        )
+        if unit == length_unit:
+            warm, total = value, length
+        elif n_train is None:
+            return  # mixed units: known once the training set's size is
+        else:
+            spe = self.steps_per_epoch(n_train)
+            warm, total = point_to_step(self.warmup, spe, "warmup"), self.total_steps(n_train)
+        if warm > total:
+            raise LprError(
+                f"warmup = {self.warmup!r} is longer than training "
+                f"({self.epochs if self.epochs is not None else self.iterations}"
+                f"{length_unit}): expected a warmup of at most the training length."
+            )
+
+    def check_fits(self, n_train: int) -> None:
+        """Errors that need the training set's size: batch size and warmup vs its length."""
+        self.steps_per_epoch(n_train)
+        self._check_warmup_fits(n_train)
 
     def steps_per_epoch(self, n_train: int) -> int:
         """Optimizer steps per epoch: full batches only, so every step sees batch_size samples."""
@@ -632,6 +670,13 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise LprError(f"The file {str(p)!r} does not exist: expected a TOML file.") from None
+    except IsADirectoryError:
+        raise LprError(f"{str(p)!r} is a folder: expected a TOML file.") from None
+    except UnicodeDecodeError as exc:
+        raise LprError(
+            f"The file {str(p)!r} is not UTF-8 text (byte {exc.start}): expected a TOML file "
+            "in UTF-8."
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise LprError(f"The file {str(p)!r} is not valid TOML: {exc}.") from None
 

@@ -142,6 +142,7 @@ class RunStore:
                 "existing run store, or a path where one can be made)."
             )
         self._verified: set[str] = set()
+        self.written: set[str] = set()  # runs this object stored (not another process)
 
     # ------------------------------------------------------------------ layout
     def run_dir(self, run_id: str) -> Path:
@@ -185,6 +186,7 @@ class RunStore:
                 self.quarantine(run_id, self.damage(run_id) or "is incomplete")
             try:
                 os.rename(folder, target)
+                self.written.add(run_id)
             except OSError:
                 if not self.exists(run_id):
                     raise

@@ -27,6 +27,7 @@ from lprcausal.config import (
 )
 from lprcausal.errors import LprError
 from lprcausal.pipeline import EvalRun, FindRun, ensure_evals, ensure_finds
+from lprcausal.store import check_name
 
 
 def _names(name: str | None, count: int, suffixes: list[str]) -> list[str | None]:
@@ -86,6 +87,9 @@ def find_command(config, data_overrides, model_overrides, train_overrides, prune
         )
         for s in seeds
     ]
+    for alias in _names(name, len(specs), [f"seed{s}" for s in seeds]):
+        if alias:
+            check_name(alias, "--name")  # before any training
     ids = ensure_finds(ctx, specs)
     for run_id, alias in zip(ids, _names(name, len(ids), [f"seed{s}" for s in seeds]),
                              strict=True):
@@ -145,6 +149,9 @@ def eval_command(run, config, train_overrides, sparsities, mode, mask_kind, mask
                  seed=find.spec.seed if seed is None else seed)
         for s in levels
     ]
+    for alias in _names(name, len(specs), [f"s{s:g}" for s in levels]):
+        if alias:
+            check_name(alias, "--name")  # before any training
     ids = ensure_evals(ctx, specs)
     rows = []
     for run_id, alias, s in zip(ids, _names(name, len(ids), [f"s{s:g}" for s in levels]),

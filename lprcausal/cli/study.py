@@ -6,7 +6,12 @@ import click
 
 from lprcausal.cli.app import cli
 from lprcausal.cli.options import runtime_options
+from lprcausal.errors import LprError
 from lprcausal.pipeline import Context
+
+# Above either size `study run` asks for --yes (a typo in a grid can ask for months).
+MAX_PLAN_RUNS = 5_000
+MAX_PLAN_STEPS = 1e9
 
 
 def _study(spec: str, ctx: Context, results: str = "results"):
@@ -64,9 +69,13 @@ def plan_command(spec: str, ctx: Context) -> None:
     default=None,
     help="LocalCluster workers [default: one per GPU, else one per 2 CPU cores].",
 )
+@click.option("--yes", is_flag=True,
+              help=f"Run even a plan with more than {MAX_PLAN_RUNS} runs or "
+                   f"{MAX_PLAN_STEPS:.0e} optimizer steps to train.")
 @runtime_options
 def run_command(
-    spec: str, results: str, executor: str, scheduler: str | None, workers: int | None, ctx: Context
+    spec: str, results: str, executor: str, scheduler: str | None, workers: int | None,
+    yes: bool, ctx: Context
 ) -> None:
     """Train every run of SPEC the store lacks, then collect the results.
 
@@ -77,7 +86,15 @@ def run_command(
     study = _study(spec, ctx, results)
     if scheduler:
         executor = "dask"
-    click.echo(str(study.plan()))
+    plan = study.plan()
+    click.echo(str(plan))
+    too_big = plan.missing > MAX_PLAN_RUNS or (plan.steps or 0) > MAX_PLAN_STEPS
+    if too_big and not yes:
+        raise LprError(
+            f"study {study.name} would train {plan.missing} runs ({plan.steps or '?'} optimizer "
+            f"steps), more than {MAX_PLAN_RUNS} runs or {MAX_PLAN_STEPS:.0e} steps: check the "
+            "plan above and pass --yes to run it."
+        )
     summary = study.run(executor, scheduler=scheduler, workers=workers)
     click.echo(str(summary))
 

@@ -88,10 +88,12 @@ def default_h_eval(ctx, pairs) -> tuple[TrainConfig, str]:
               help="Control masks at the same sparsity on both runs' weights (repeatable).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="netCDF file for the results [default: results/transplant-<a>-<b>.nc].")
+@click.option("--allow-self", is_flag=True,
+              help="Allow a pair whose source and target are the same run (every contrast 0).")
 @runtime_options
 @checkpoint_target_options
 def transplant_command(sources, targets, sparsities, config, train_overrides, mode, eval_seeds,
-                       alphas, controls, out, ctx) -> None:
+                       alphas, controls, out, allow_self, ctx) -> None:
     """Transplant layerwise pruning ratios: weights from {a, b} x LPR from {a, b}.
 
     Each cell prunes the trained weights of one run by layerwise magnitude at the other
@@ -104,6 +106,13 @@ def transplant_command(sources, targets, sparsities, config, train_overrides, mo
     store = ctx.store
     pairs = pair_runs(store, expand_refs(store, sources, "--source"),
                       expand_refs(store, targets, "--target"))
+    same = [a for a, b in pairs if a == b]
+    if same and not allow_self:
+        raise LprError(
+            f"--source and --target pair run {same[0]} with itself: expected two different "
+            "find runs per seed (a transplant of a run onto itself has every contrast 0), "
+            "or --allow-self to run it anyway."
+        )
     a0, b0 = FindRun(store, pairs[0][0], "source"), FindRun(store, pairs[0][1], "target")
     if sparsities:
         levels = tuple(check_sparsity(s) for s in sparsities)

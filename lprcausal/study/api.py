@@ -178,7 +178,7 @@ class Study:
                 )
         else:
             trained, cached = self._execute(
-                show, lambda skip: run_local(self.graph, self.ctx, skip)
+                show, lambda skip: run_local(self.graph, self.ctx, skip), here=True
             )
         files, stats = self._collect("lprcausal study run")
         return RunSummary(
@@ -193,8 +193,11 @@ class Study:
             files=[p.name for p in files],
         )
 
-    def _execute(self, show: bool, body) -> tuple[int, int]:
-        """Check, then run ``body(on_skip)`` under a progress bar; (trained, cached)."""
+    def _execute(self, show: bool, body, here: bool = False) -> tuple[int, int]:
+        """Check, then run ``body(on_skip)`` under a progress bar; (trained, cached).
+
+        ``here``: the body trains in this process (so what it trained can be counted
+        exactly, apart from what other processes sharing the store did)."""
         miss_f, miss_e = self.graph.missing(self.ctx.store)
         if not miss_f and not miss_e:
             return 0, len(self.graph.run_ids())  # all cached: not even the data is needed
@@ -203,8 +206,14 @@ class Study:
         with StudyProgress(
             self.ctx.store, pending, len(self.graph.run_ids()), f"study {self.name}", enabled=show
         ) as bar:
+            before = set(self.ctx.store.written)
             skipped = body(bar.skip)
-        return len(pending) - len(skipped), len(self.graph.run_ids()) - len(pending)
+        cached = len(self.graph.run_ids()) - len(pending)
+        if here:
+            # count what this process wrote, not what another one sharing the store
+            # finished meanwhile
+            return len((self.ctx.store.written - before) & set(pending)), cached
+        return len(pending) - len(skipped), cached  # Dask workers write in other processes
 
     # ------------------------------------------------------------------ results
     def collect(self) -> dict[str, Path]:

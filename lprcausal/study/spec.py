@@ -235,7 +235,15 @@ def _check_keys(table: dict, valid: tuple[str, ...], where: str) -> None:
             )
 
 
+MAX_SEEDS = 10_000  # replicates per study: beyond any real design, far below memory limits
+
+
 def _seeds(value: Any) -> tuple[int, ...]:
+    count = value if isinstance(value, int) else len(value) if isinstance(value, list) else 0
+    if count > MAX_SEEDS:
+        raise LprError(
+            f"study.seeds asks for {count} replicates: expected at most {MAX_SEEDS}."
+        )
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1:
             raise LprError(

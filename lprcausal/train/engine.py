@@ -69,12 +69,26 @@ class EngineOptions:
     progress: bool = True
     compile: bool = False
 
+    def __post_init__(self):
+        _check_options(self)
+
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
     """CUDA when present (and not overridden), otherwise the CPU."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise LprError(
+            f"device = {str(device)!r} is not a device: expected 'auto', 'cpu', 'cuda' or "
+            "'cuda:N'."
+        ) from None
+    if dev.type not in ("cpu", "cuda"):
+        raise LprError(
+            f"device = {str(device)!r} is not supported: expected 'auto', 'cpu', 'cuda' or "
+            "'cuda:N'."
+        )
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise LprError(f"device = {str(device)!r} is not available: no CUDA device was found.")
     return dev
@@ -86,15 +100,19 @@ def group_key(job: TrainJob, n_train: int) -> tuple:
     return (job.model, t.batch_size, t.total_steps(n_train), t.optimizer, t.nesterov, t.augment)
 
 
-def _check_options(options: EngineOptions, device: torch.device) -> None:
-    if options.precision not in ("fp32", "bf16"):
-        raise LprError(
-            f"precision = {options.precision!r} is not valid: expected 'fp32' or 'bf16'."
-        )
+def _check_device(options: EngineOptions, device: torch.device) -> None:
     if options.precision != "fp32" and device.type != "cuda":
         raise LprError(
             f"precision = {options.precision!r} needs a CUDA device (device is {device}); "
             "use precision = 'fp32' on the CPU."
+        )
+
+
+def _check_options(options: EngineOptions) -> None:
+    """Value checks of :class:`EngineOptions`, made when it is built (before any training)."""
+    if options.precision not in ("fp32", "bf16"):
+        raise LprError(
+            f"precision = {options.precision!r} is not valid: expected 'fp32' or 'bf16'."
         )
     if not 0 < options.memory_fraction <= 1:
         raise LprError(
@@ -103,7 +121,9 @@ def _check_options(options: EngineOptions, device: torch.device) -> None:
         )
     if options.fuse not in (True, False, "auto"):
         raise LprError(f"fuse = {options.fuse!r} is not valid: expected true, false or 'auto'.")
-    if options.max_members is not None and options.max_members < 1:
+    if options.max_members is not None and (
+        not isinstance(options.max_members, int) or options.max_members < 1
+    ):
         raise LprError(
             f"max_members = {options.max_members!r} is not valid: expected a positive "
             "integer or None."
@@ -125,10 +145,10 @@ def train_many(
     """
     options = options or EngineOptions()
     device = pick_device(options.device)
-    _check_options(options, device)
+    _check_device(options, device)
     n_train = data.n_train
     for job in jobs:
-        job.train.steps_per_epoch(n_train)  # batch size vs train set: clear error early
+        job.train.check_fits(n_train)  # batch size, warmup vs train set: clear error early
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, job in enumerate(jobs):
         groups[group_key(job, n_train)].append(i)
