@@ -96,6 +96,19 @@ def test_mnist1d_unreadable_cache_is_regenerated(tmp_path, make_dataset_calls):
     np.load(path, allow_pickle=False).close()  # rewritten as a valid cache file
 
 
+def test_mnist1d_cache_edited_after_writing_is_regenerated_not_used(tmp_path, make_dataset_calls):
+    reference = _mnist1d(tmp_path)
+    path = cache_path(generation_args(N), tmp_path)
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["y"] = np.zeros_like(arrays["y"])  # valid file, every label 0, old checksum
+    np.savez(path, **arrays)
+    with pytest.warns(UserWarning, match="does not match its checksum"):
+        data = _mnist1d(tmp_path)
+    assert len(make_dataset_calls) == 2
+    assert torch.equal(data.y_train, reference.y_train) and data.y_train.unique().numel() == 10
+
+
 def test_mnist1d_leaves_global_random_state_alone(tmp_path):
     np.random.seed(7)
     random.seed(7)

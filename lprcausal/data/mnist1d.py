@@ -2,8 +2,10 @@
 
 Nothing is ever downloaded: the package's generator is deterministic given its
 ``seed`` argument, so the data is a pure function of the generation arguments. The
-cache file name is a hash of those arguments (and of the package version), and a
-cache file that cannot be read back is simply regenerated.
+cache file name is a hash of those arguments (and of the package version). The file
+also holds a SHA-256 over those arguments and every array's bytes: a cache file that
+cannot be read back, or whose content was changed after it was written, is
+regenerated (with a warning), never used.
 """
 
 from __future__ import annotations
@@ -27,8 +29,19 @@ from lprcausal.data.dataset import Dataset, assemble
 N_CLASSES = 10
 CACHE_ENV = "LPRCAUSAL_CACHE"
 # Bump when the layout of the cache file changes, so old files are not misread.
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: with a content checksum
 _ARRAYS = ("x", "y", "x_test", "y_test")
+_CHECKSUM = "sha256"
+
+
+def _content_checksum(args: dict[str, Any], arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """SHA-256 of the generation arguments and of every array (dtype, shape, bytes)."""
+    h = hashlib.sha256(json.dumps(args, sort_keys=True).encode())
+    for key in _ARRAYS:
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return np.frombuffer(h.digest(), dtype=np.uint8)
 
 
 def default_cache_dir() -> Path:
@@ -103,7 +116,7 @@ def _cached_arrays(args: dict[str, Any], cache_dir: Path) -> dict[str, np.ndarra
         if arrays is not None:
             return arrays
     arrays = _generate(args)
-    _write_cache(path, arrays)
+    _write_cache(path, arrays, args)
     return arrays
 
 
@@ -138,7 +151,14 @@ def _read_cache(path: Path, args: dict[str, Any]) -> dict[str, np.ndarray] | Non
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in _ARRAYS}
+            stored = npz[_CHECKSUM]
     except Exception:  # any failure to read a cache file just means "regenerate"
+        return None
+    if not np.array_equal(stored, _content_checksum(args, arrays)):
+        warnings.warn(
+            f"the MNIST-1D cache {path} does not match its checksum (edited?): regenerated",
+            stacklevel=4,
+        )
         return None
     n_train, n_test = _expected_sizes(args)
     length = args["final_seq_length"]
@@ -153,7 +173,7 @@ def _read_cache(path: Path, args: dict[str, Any]) -> dict[str, np.ndarray] | Non
     return arrays if ok else None
 
 
-def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def _write_cache(path: Path, arrays: dict[str, np.ndarray], args: dict[str, Any]) -> None:
     """Write atomically (temp file in the same folder, then rename).
 
     A cache that cannot be written only costs regeneration next time, so it warns
@@ -164,7 +184,7 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays, **{_CHECKSUM: _content_checksum(args, arrays)})
         os.chmod(tmp_name, 0o644)  # mkstemp makes it private; the cache may be shared
         os.replace(tmp_name, path)
         tmp_name = None
