@@ -370,7 +370,14 @@ class RunStore:
                 f"name = {name!r} already refers to run {current}: expected a new name, or "
                 "the same command that made that run."
             )
-        atomic_write_bytes(self.root / "names" / name, (run_id + "\n").encode())
+        try:
+            atomic_write_bytes(self.root / "names" / name, (run_id + "\n").encode())
+        except OSError as exc:
+            raise LprError(
+                f"Cannot write name {name!r} into store {str(self.root)!r} "
+                f"({exc.strerror or exc}): expected a writable folder with free space; the "
+                f"run itself is stored as {run_id}."
+            ) from None
 
     def resolve(self, ref: str, field: str = "run") -> str:
         """Run id for a name, a full id or a unique id prefix (at least 4 hex digits)."""

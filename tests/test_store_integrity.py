@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -179,3 +180,42 @@ def test_the_same_run_is_bitwise_the_same_alone_with_a_second_seed_and_unfused(c
                          and p.name != "manifest.json"})
     assert contents[0] == contents[1] == contents[2]
     assert set(contents[0]) >= {"metrics.json", "weights_final.safetensors", "masks.safetensors"}
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_at_run_write_is_one_error_and_leaves_nothing_half_written(ctx, monkeypatch):
+    import lprcausal.store as store_module
+
+    monkeypatch.setattr(store_module, "save_file", _disk_full)
+    with pytest.raises(LprError, match=r"Cannot write run [0-9a-f]{16} .*No space left on dev"):
+        ensure_finds(ctx, [tiny_find()])
+    assert ctx.store.run_ids() == [] and list((ctx.store.root / ".tmp").iterdir()) == []
+
+
+def test_a_full_disk_at_results_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    import xarray as xr
+
+    from lprcausal.results_io import load_dataset, save_dataset
+
+    path = save_dataset(xr.Dataset({"a": ("x", [1.0])}), tmp_path / "r.nc")
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", _disk_full)
+    with pytest.raises(LprError, match=r"Cannot write results to .*No space left on device"):
+        save_dataset(xr.Dataset({"a": ("x", [2.0])}), path)
+    assert float(load_dataset(path)["a"][0]) == 1.0
+    assert [p.name for p in tmp_path.iterdir()] == ["r.nc"]
+
+
+def test_study_plan_counts_a_damaged_run_as_to_train(ctx):
+    from test_study_spec import spec_dict
+
+    from lprcausal.study import Study
+
+    study = Study(spec_dict(), ctx=ctx)
+    [first, *_] = study.graph.finds
+    ensure_finds(ctx, [study.graph.spec_of(first)])
+    assert study.plan().missing_find == len(study.graph.finds) - 1
+    (ctx.store.run_dir(first) / "manifest.json").write_text("{}")
+    assert Study(spec_dict(), ctx=_fresh(ctx)).plan().missing_find == len(study.graph.finds)
