@@ -84,8 +84,13 @@ def test_plan_counts_cached_runs_and_steps(tmp_path):
     g = graph_of(transplant=None)
     store = RunStore(tmp_path)
     cached = g.find_ids[("lr=0.1", 0)]
-    (tmp_path / cached).mkdir()
-    (tmp_path / cached / "manifest.json").write_text("{}")
+    # a valid run (its run.json spec hashes to its id; the manifest lists its files) ...
+    with store.new_run(cached) as w:
+        w.json("run.json", {"id": cached, "kind": "find", "spec": g.finds[cached].to_dict()})
+    # ... and one that only looks like one (an empty manifest): damaged, so to train
+    damaged = g.find_ids[("lr=0.03", 0)]
+    (tmp_path / damaged).mkdir()
+    (tmp_path / damaged / "manifest.json").write_text("{}")
     plan = make_plan(g, store, n_train=500, chunk_size=256)
     assert (plan.n_find, plan.missing_find) == (4, 3)
     assert (plan.n_eval, plan.missing_eval) == (16, 16)
