@@ -193,7 +193,7 @@ def test_stacked_step_under_bf16_autocast_gives_float32_gradients_near_the_fp32_
     for bf16 in (False, True):
         model = StackedModel(
             ModelConfig(name, widths), states, [None] * K, in_shape, n_classes,
-            torch.device("cpu"), torch.float32,
+            torch.device("cpu"), torch.float32, vmapped=True,  # the layer code CUDA runs
         )
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             losses = member_losses(model.forward(x), y)
