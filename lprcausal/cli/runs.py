@@ -125,9 +125,11 @@ def verify_command(retrain: int, sample_seed: int, dry_run: bool, ctx) -> None:
         click.echo(f"  damaged {run_id}: it {why}")
     for name, run_id in found.dangling_names.items():
         click.echo(f"  name {name!r} points at run {run_id}, which is not a valid run here")
-    if not retrain or not found.valid:
+    if not retrain:
         return
-    sample = sorted(random.Random(sample_seed).sample(found.valid, min(retrain, len(found.valid))))
+    # only runs this package trained can be trained again (not own-loop or imported ones)
+    ours = [i for i in found.valid if StoredRun(store, i).kind in ("find", "eval")]
+    sample = sorted(random.Random(sample_seed).sample(ours, min(retrain, len(ours))))
     rows = []
     for run_id in sample:
         r = retrain_alone(ctx, run_id)
