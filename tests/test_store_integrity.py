@@ -10,11 +10,13 @@ import shutil
 import stat
 
 import pytest
+import xarray as xr
 from conftest import tiny_find
 from test_cli import TINY, run
 
 from lprcausal.errors import LprError
 from lprcausal.pipeline import Context, FindRun, ensure_finds
+from lprcausal.results.io import load_dataset, save_dataset
 from lprcausal.store import RunStore
 
 
@@ -141,10 +143,6 @@ def test_run_files_and_results_get_the_users_umask(ctx, tmp_path):
         run_id, _ = _stored(ctx)
         ctx.store.set_name("n", run_id)
         files = [*ctx.store.run_dir(run_id).iterdir(), ctx.store.root / "names" / "n"]
-        import xarray as xr
-
-        from lprcausal.results_io import save_dataset
-
         files.append(save_dataset(xr.Dataset({"a": ("x", [1.0])}), tmp_path / "r.nc"))
     finally:
         os.umask(old)
@@ -196,10 +194,6 @@ def test_a_full_disk_at_run_write_is_one_error_and_leaves_nothing_half_written(c
 
 
 def test_a_full_disk_at_results_write_keeps_the_previous_file(tmp_path, monkeypatch):
-    import xarray as xr
-
-    from lprcausal.results_io import load_dataset, save_dataset
-
     path = save_dataset(xr.Dataset({"a": ("x", [1.0])}), tmp_path / "r.nc")
     monkeypatch.setattr(xr.Dataset, "to_netcdf", _disk_full)
     with pytest.raises(LprError, match=r"Cannot write results to .*No space left on device"):
