@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_cli
 from stats_synthetic import cells, decoupled_ds, example_results, transplant_ds
 
 from lprcausal.cli import main
@@ -470,3 +471,26 @@ def test_two_seeds_warn_that_the_lpr_omnibus_cannot_reach_alpha():
     dec, _ = example_results(n_seeds=2)
     warns = analyze({"decoupled": dec}).warnings
     assert any(w.startswith("LPR omnibus test over 2 seeds") for w in warns)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda ds: ds.assign(acc=ds["acc"].where(ds["seed"] != ds["seed"][0], np.inf)),
+         r"acc.* outside \[0, 1\], e.g. inf"),
+        (lambda ds: ds.assign(acc=ds["acc"].astype(str)), r"acc.* dtype <U.*expected accuracies"),
+        (lambda ds: ds.rename({"seed": "replicate"}), r"dims .*replicate.*expected acc\("),
+    ],
+    ids=["infinite", "strings", "renamed-seed"],
+)
+def test_stats_and_figures_refuse_damaged_accuracies_with_one_message(
+    tmp_path, capsys, damage, message
+):
+    dec, _ = example_results()
+    save_dataset(damage(dec), tmp_path / "decoupled.nc")
+    for command in (["stats", str(tmp_path), "--no-write"],
+                    ["figures", str(tmp_path), "--out", str(tmp_path / "figs")]):
+        err = run_cli(capsys, *command, code=2)
+        assert re.search(message, err), err
+        assert "Traceback" not in err
+    assert not (tmp_path / "figs").exists() or not any((tmp_path / "figs").iterdir())

@@ -6,6 +6,7 @@ expected form (see :mod:`lprcausal.results.schema`).
 
 from __future__ import annotations
 
+import numpy as np
 import xarray as xr
 
 from lprcausal.errors import LprError
@@ -43,6 +44,23 @@ def require(
     return ds[var]
 
 
+def check_accuracy(da: xr.DataArray, file: str) -> None:
+    """Raise LprError unless ``da`` holds accuracies: floats in [0, 1], NaN for a diverged
+    or missing run (strings, integers or infinities are a damaged or foreign file)."""
+    if not np.issubdtype(da.dtype, np.floating):
+        raise LprError(
+            f"{file} variable {da.name!r} has dtype {da.dtype}: expected accuracies as "
+            "floats in [0, 1] (NaN for a diverged run)."
+        )
+    values = np.asarray(da.values, dtype=float)
+    bad = values[~np.isnan(values) & ((values < 0) | (values > 1) | ~np.isfinite(values))]
+    if bad.size:
+        raise LprError(
+            f"{file} variable {da.name!r} holds {bad.size} value(s) outside [0, 1], e.g. "
+            f"{float(bad.flat[0])!r}: expected accuracies in [0, 1] (NaN for a diverged run)."
+        )
+
+
 def labels(ds: xr.Dataset | xr.DataArray, dim: str) -> list[str]:
     """The labels along ``dim`` as strings."""
     return [str(v) for v in ds[dim].values]
@@ -52,9 +70,11 @@ def check_decoupled(ds: xr.Dataset) -> None:
     """Raise LprError unless ``ds`` has ``acc(h_find, h_eval, seed, sparsity)`` with
     unique labels, its design coords ``is_coupled(h_find, h_eval)`` and
     ``reference_h_find(h_eval)``, and, if present, ``find_acc`` / ``lpr`` with their dims."""
-    require(ds, "acc", DECOUPLED_DIMS, "decoupled.nc", MADE_DECOUPLED)
+    check_accuracy(require(ds, "acc", DECOUPLED_DIMS, "decoupled.nc", MADE_DECOUPLED),
+                   "decoupled.nc")
     if "find_acc" in ds:
-        require(ds, "find_acc", ("h_find", "seed", "sparsity"), "decoupled.nc", MADE_DECOUPLED)
+        check_accuracy(require(ds, "find_acc", ("h_find", "seed", "sparsity"), "decoupled.nc",
+                               MADE_DECOUPLED), "decoupled.nc")
     if "lpr" in ds:
         require(ds, "lpr", ("h_find", "seed", "sparsity", "layer"), "decoupled.nc",
                 MADE_DECOUPLED)
@@ -86,6 +106,7 @@ def check_transplant(ds: xr.Dataset) -> None:
     and, if present, well-formed ``acc_alpha`` / ``acc_control``."""
     acc = require(ds, "acc", ("pair", "w_src", "lpr_src", "seed", "sparsity"),
                   "transplant.nc", MADE_TRANSPLANT)
+    check_accuracy(acc, "transplant.nc")
     for dim in ("w_src", "lpr_src"):
         if labels(acc, dim) != list(ROLES):
             raise LprError(
@@ -99,8 +120,9 @@ def check_transplant(ds: xr.Dataset) -> None:
                 f"role {role} of each pair, as {MADE_TRANSPLANT}."
             )
     if "acc_alpha" in ds:
-        require(ds, "acc_alpha", ("pair", "alpha", "seed", "sparsity"), "transplant.nc",
-                MADE_TRANSPLANT)
+        check_accuracy(require(ds, "acc_alpha", ("pair", "alpha", "seed", "sparsity"),
+                               "transplant.nc", MADE_TRANSPLANT), "transplant.nc")
     if "acc_control" in ds:
-        require(ds, "acc_control", ("pair", "control", "w_src", "seed", "sparsity"),
-                "transplant.nc", MADE_TRANSPLANT)
+        check_accuracy(require(ds, "acc_control", ("pair", "control", "w_src", "seed",
+                                                   "sparsity"), "transplant.nc",
+                               MADE_TRANSPLANT), "transplant.nc")
