@@ -173,12 +173,15 @@ class Study:
                 if not scheduler and processes:
                     threads = local_cluster_size(workers)[1]
                 rt = Runtime.of(self.ctx, threads)
+                written: set[str] = set()
                 trained, cached = self._execute(
-                    show, lambda skip: run_dask(self.graph, rt, client, skip)
+                    show,
+                    lambda skip: run_dask(self.graph, rt, client, skip, trained=written),
+                    written,
                 )
         else:
             trained, cached = self._execute(
-                show, lambda skip: run_local(self.graph, self.ctx, skip), here=True
+                show, lambda skip: run_local(self.graph, self.ctx, skip), self.ctx.store.written
             )
         files, stats = self._collect("lprcausal study run")
         return RunSummary(
@@ -193,11 +196,12 @@ class Study:
             files=[p.name for p in files],
         )
 
-    def _execute(self, show: bool, body, here: bool = False) -> tuple[int, int]:
+    def _execute(self, show: bool, body, written: set[str]) -> tuple[int, int]:
         """Check, then run ``body(on_skip)`` under a progress bar; (trained, cached).
 
-        ``here``: the body trains in this process (so what it trained can be counted
-        exactly, apart from what other processes sharing the store did)."""
+        ``written`` collects the ids of the runs the body stored (this process's store, or
+        what the Dask workers report), so the count leaves out what another process sharing
+        the store trained meanwhile."""
         miss_f, miss_e = self.graph.missing(self.ctx.store)
         if not miss_f and not miss_e:
             return 0, len(self.graph.run_ids())  # all cached: not even the data is needed
@@ -206,14 +210,10 @@ class Study:
         with StudyProgress(
             self.ctx.store, pending, len(self.graph.run_ids()), f"study {self.name}", enabled=show
         ) as bar:
-            before = set(self.ctx.store.written)
-            skipped = body(bar.skip)
+            before = set(written)
+            body(bar.skip)
         cached = len(self.graph.run_ids()) - len(pending)
-        if here:
-            # count what this process wrote, not what another one sharing the store
-            # finished meanwhile
-            return len((self.ctx.store.written - before) & set(pending)), cached
-        return len(pending) - len(skipped), cached  # Dask workers write in other processes
+        return len((written - before) & set(pending)), cached
 
     # ------------------------------------------------------------------ results
     def collect(self) -> dict[str, Path]:

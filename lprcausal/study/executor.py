@@ -122,14 +122,26 @@ def eval_chunk(ctx: Context, specs: list[EvalSpec]) -> list[str]:
     return [spec_hash(s) for s in skipped]
 
 
+def _written_of(ctx: Context, specs) -> list[str]:
+    """The runs of ``specs`` this worker process stored (a run id belongs to one chunk, so
+    tasks sharing a process never count each other's runs)."""
+    return sorted(ctx.store.written & {spec_hash(s) for s in specs})
+
+
 def _find_task(rt: Runtime, specs: list[FindSpec]) -> list[str]:
-    return find_chunk(worker_context(rt), specs)
+    """Train a find chunk on a worker; returns the ids it stored."""
+    ctx = worker_context(rt)
+    find_chunk(ctx, specs)
+    return _written_of(ctx, specs)
 
 
-def _eval_task(rt: Runtime, specs: list[EvalSpec], after: list) -> list[str]:
+def _eval_task(rt: Runtime, specs: list[EvalSpec], after: list) -> tuple[list[str], list[str]]:
+    """Train an eval chunk on a worker; returns (ids skipped, ids it stored)."""
     # ``after`` holds the results of the find tasks this chunk reads: Dask runs this
     # task only once they are done.
-    return eval_chunk(worker_context(rt), specs)
+    ctx = worker_context(rt)
+    skipped = eval_chunk(ctx, specs)
+    return skipped, _written_of(ctx, specs)
 
 
 # ---------------------------------------------------------------------------- executors
@@ -150,11 +162,18 @@ def run_local(
 
 
 def run_dask(
-    graph: JobGraph, rt: Runtime, client, on_skip: OnSkip, chunk_size: int | None = None
+    graph: JobGraph,
+    rt: Runtime,
+    client,
+    on_skip: OnSkip,
+    chunk_size: int | None = None,
+    trained: set[str] | None = None,
 ) -> list[str]:
     """Submit find chunks, then eval chunks depending on them; wait for all.
 
-    The first failing task cancels the rest and its error is raised here.
+    The ids the workers stored are added to ``trained`` (what this study trained, not
+    what another process sharing the store did). The first failing task cancels the
+    rest and its error is raised here.
     """
     from distributed import as_completed
 
@@ -191,8 +210,13 @@ def run_dask(
         for fut in as_completed(futures):
             result = fut.result()
             if fut.key in eval_keys:
+                result, written = result
                 on_skip(result)
                 skipped += result
+            else:
+                written = result
+            if trained is not None:
+                trained.update(written)
     except BaseException:
         client.cancel(futures)
         raise
