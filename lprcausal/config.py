@@ -635,11 +635,6 @@ SPEC_TYPES: dict[str, type[_Config]] = {
 }
 
 
-def spec_to_record(spec: FindSpec | EvalSpec | OwnFindSpec | OwnEvalSpec | ImportSpec) -> dict[str, Any]:
-    """The full resolved description stored with a run (defaults included)."""
-    return {"kind": spec.kind, "spec": spec.to_dict()}
-
-
 def spec_from_record(record: dict[str, Any]) -> FindSpec | EvalSpec:
     kind = record.get("kind")
     if kind not in SPEC_TYPES:

@@ -340,12 +340,6 @@ def percent_text(value: float, _pos: object = None) -> str:
     return f"{round(100 * value, 6):g}%"
 
 
-def points_text(value: float, _pos: object = None) -> str:
-    """An accuracy difference in points with its sign: 0.013 -> '+1.3', 0 -> '0'."""
-    v = round(100 * value, 6)
-    return "0" if v == 0 else f"{v:+g}"
-
-
 def percent_axis(ax: Axes, along: str = "y") -> None:
     """Show a fraction axis (accuracy, LPR) in percent."""
     fmt = mpl.ticker.FuncFormatter(percent_text)
