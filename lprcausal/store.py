@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 from filelock import FileLock
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from lprcausal.config import spec_from_record, spec_hash
@@ -117,7 +118,12 @@ class RunWriter:
 
     def tensors(self, name: str, tensors: dict[str, torch.Tensor]) -> None:
         clean = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        save_file(clean, str(self.folder / name))
+        try:
+            save_file(clean, str(self.folder / name))
+        except SafetensorError as exc:
+            # safetensors reports a failed write (a full disk, say) as its own error type
+            reason = str(exc).rsplit("I/O error: ", 1)[-1]
+            raise OSError(f"{reason} (writing {name})") from None
         open_to_user(self.folder / name)  # safetensors writes it private (0600)
 
 

@@ -213,3 +213,27 @@ def test_study_plan_counts_a_damaged_run_as_to_train(ctx):
     assert study.plan().missing_find == len(study.graph.finds) - 1
     (ctx.store.run_dir(first) / "manifest.json").write_text("{}")
     assert Study(spec_dict(), ctx=_fresh(ctx)).plan().missing_find == len(study.graph.finds)
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A 16 KiB tmpfs (skipped where this process may not mount one)."""
+    import subprocess
+
+    root = tmp_path / "small"
+    root.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(root)],
+                          capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield root
+    subprocess.run(["umount", str(root)], capture_output=True)
+
+
+def test_a_really_full_disk_stops_find_with_one_error_and_no_half_written_run(capsys, tiny_tmpfs):
+    store = tiny_tmpfs / "runs"
+    err = run(capsys, "find", *TINY, "--sparsity", "0.5", "--store", str(store), code=2)
+    assert "No space left on device" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) <= 3
+    assert RunStore(store).run_ids() == []
+    assert not (store / ".tmp").exists() or list((store / ".tmp").iterdir()) == []
