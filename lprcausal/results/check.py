@@ -45,19 +45,19 @@ def require(
 
 
 def check_accuracy(da: xr.DataArray, file: str) -> None:
-    """Raise LprError unless ``da`` holds accuracies: floats in [0, 1], NaN for a diverged
-    or missing run (strings, integers or infinities are a damaged or foreign file)."""
+    """Raise LprError unless ``da`` holds accuracies as finite floats, NaN marking a diverged
+    or missing run (strings, integers or infinities mean a damaged or foreign file)."""
     if not np.issubdtype(da.dtype, np.floating):
         raise LprError(
             f"{file} variable {da.name!r} has dtype {da.dtype}: expected accuracies as "
-            "floats in [0, 1] (NaN for a diverged run)."
+            "floats (NaN for a diverged run)."
         )
     values = np.asarray(da.values, dtype=float)
-    bad = values[~np.isnan(values) & ((values < 0) | (values > 1) | ~np.isfinite(values))]
+    bad = values[np.isinf(values)]
     if bad.size:
         raise LprError(
-            f"{file} variable {da.name!r} holds {bad.size} value(s) outside [0, 1], e.g. "
-            f"{float(bad.flat[0])!r}: expected accuracies in [0, 1] (NaN for a diverged run)."
+            f"{file} variable {da.name!r} holds {bad.size} infinite value(s): expected "
+            "finite accuracies (NaN for a diverged run)."
         )
 
 
