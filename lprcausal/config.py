@@ -94,10 +94,14 @@ class _Config:
         out: dict[str, Any] = {}
         for f in fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
+            if omit_defaults and not f.metadata.get("hashed", True):
+                continue  # a location, not content: stored with the run, never hashed
             if isinstance(value, _Config):
                 value = value.to_dict(omit_defaults=omit_defaults)
                 if omit_defaults and not value:
                     continue
+            elif isinstance(value, Kwargs):
+                value = value.as_dict()
             elif isinstance(value, tuple):
                 value = list(value)
             if omit_defaults and _equals_default(f, getattr(self, f.name)):
@@ -145,11 +149,13 @@ _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
     """Check a TOML/JSON value against the field's annotation and convert lists to tuples."""
     ann = str(f.type)
+    if value is None and "None" in ann:
+        return None
     nested = _NESTED.get(ann.replace(" | None", ""))
     if nested is not None:
         return nested.from_dict(value, where)
-    if value is None and "None" in ann:
-        return None
+    if ann == "Kwargs":
+        return Kwargs.of(value, where)
     if ann.startswith("tuple"):
         if not isinstance(value, (list, tuple)):
             raise LprError(f"{where} = {value!r} has the wrong type: expected a list.")
@@ -176,6 +182,78 @@ def _check_scalar(value: Any, type_name: str, where: str) -> Any:
     )):
         return value
     raise LprError(f"{where} = {value!r} has the wrong type: expected {type_name}.")
+
+
+_TOML_SCALARS = (bool, int, float, str)
+
+
+class Kwargs(tuple):
+    """Keyword arguments for user code (``[model.kwargs]``, ``--model-arg``).
+
+    Stored as ``(name, value)`` pairs sorted by name, so a config holding them stays
+    hashable and its hash does not depend on the order they were given in; written
+    out (TOML, JSON, the run hash) as a table. Values are TOML scalars or arrays of
+    them (arrays are kept as tuples).
+    """
+
+    @classmethod
+    def of(cls, value: Any, where: str = "kwargs") -> Kwargs:
+        if isinstance(value, Kwargs):
+            return value
+        if not isinstance(value, dict):
+            raise LprError(
+                f"{where} = {value!r} has the wrong type: expected a table of keyword "
+                "arguments such as { depth = 2, act = 'gelu' }."
+            )
+        pairs = []
+        for key, v in value.items():
+            if not isinstance(key, str) or not key.isidentifier():
+                raise LprError(
+                    f"{where}: the key {key!r} is not valid: expected a Python identifier "
+                    "(a keyword argument name)."
+                )
+            pairs.append((key, _kwarg_value(v, f"{where}.{key}")))
+        return cls(sorted(pairs))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self}
+
+
+def _kwarg_value(value: Any, where: str) -> Any:
+    if isinstance(value, (list, tuple)):
+        if not all(isinstance(v, _TOML_SCALARS) for v in value):
+            raise LprError(
+                f"{where} = {value!r} is not valid: expected an array of numbers, strings "
+                "or booleans."
+            )
+        return tuple(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise LprError(f"{where} = {value!r} is not valid: expected a finite number.")
+    if not isinstance(value, _TOML_SCALARS):
+        raise LprError(
+            f"{where} = {value!r} has the wrong type: expected a number, a string, a "
+            "boolean or an array of them."
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class CodeRef(_Config):
+    """The identity of user code named by import path (see :mod:`lprcausal.usercode`).
+
+    ``sha256``: SHA-256 of the source file that defines the factory or loader;
+    ``package`` / ``version``: the installed distribution it comes from, if any. These
+    enter the run hash, so editing the file gives new run ids. ``file`` is where the
+    file was found: stored with the run so it can be built again, but a location, not
+    content, so never hashed.
+    """
+
+    _section: ClassVar[str] = "code"
+
+    sha256: str = ""
+    package: str | None = None
+    version: str | None = None
+    file: str | None = field(default=None, metadata={"hashed": False})
 
 
 @dataclass(frozen=True)
@@ -347,32 +425,59 @@ class DataConfig(_Config):
     _section: ClassVar[str] = "data"
 
     name: str = option(
-        "mnist1d", "mnist1d (generated locally), mnist, fashionmnist, cifar10, cifar100.",
+        "mnist1d",
+        "mnist1d (generated locally), mnist, fashionmnist, cifar10, cifar100, folder "
+        "(ImageFolder layout under --data-root), or your own loader by import path: "
+        "mypkg.data:load or data.py:load.",
         flag="--dataset",
     )
     n_samples: int | None = option(None, "MNIST-1D: samples to generate.")
     val_fraction: float = option(0.1, "Share of the training set held out for validation.")
+    image_size: int | None = option(
+        None, "Dataset 'folder': side every image is resized to (default 32)."
+    )
+    code: CodeRef | None = None
 
     def __post_init__(self):
         if not 0 <= self.val_fraction < 1:
             raise LprError(
                 f"val_fraction = {self.val_fraction!r} is not valid: expected 0 <= val_fraction < 1."
             )
+        if self.image_size is not None and (
+            self.name != "folder" or isinstance(self.image_size, bool) or self.image_size < 1
+        ):
+            raise LprError(
+                f"image_size = {self.image_size!r} is not valid for dataset {self.name!r}: "
+                "expected a positive integer, and only with name = 'folder' (the side "
+                "every image is resized to; default 32)."
+            )
 
 
 @dataclass(frozen=True)
 class ModelConfig(_Config):
-    """Architecture: a name from :data:`lprcausal.models.MODELS` and optional widths."""
+    """Architecture: a name from :data:`lprcausal.models.MODELS` and optional widths, or
+    user code by import path (``package.module:attr`` or ``file.py:attr``) called with
+    ``kwargs``; ``code`` identifies that code (filled in by :mod:`lprcausal.usercode`).
+    """
 
     _section: ClassVar[str] = "model"
 
     name: str = option(
-        "mlp", "mlp, cnn1d, lenet5, resnet20/32/56 (any resnet6n+2), vgg11, vgg16.",
+        "mlp",
+        "mlp, cnn1d, lenet5, resnet20/32/56 (any resnet6n+2), vgg11, vgg16, or your own by "
+        "import path: mypkg.nets:build, nets.py:build, torchvision.models:resnet18.",
         flag="--model",
     )
     widths: tuple[int, ...] | None = option(
         None, "Comma-separated layer widths, e.g. 300,100 for the MLP.", comma=True
     )
+    kwargs: Kwargs = Kwargs()
+    code: CodeRef | None = None
+
+    @property
+    def is_user(self) -> bool:
+        """True for a model given by import path (not a built-in name)."""
+        return ":" in self.name
 
 
 @dataclass(frozen=True)
@@ -417,6 +522,13 @@ class PruneConfig(_Config):
     unit_normalize: bool = option(
         False, "Structured: divide unit scores by their layer's mean before the global ranking."
     )
+    include: tuple[str, ...] = option(
+        (), "Prune exactly the parameters whose names match this glob (repeatable), instead "
+        "of every Linear/Conv/attention weight.", flag="--prunable",
+    )
+    exclude: tuple[str, ...] = option(
+        (), "Leave the parameters whose names match this glob dense (repeatable)."
+    )
 
     def __post_init__(self):
         if self.method not in PRUNE_METHODS:
@@ -424,6 +536,13 @@ class PruneConfig(_Config):
                 f"method = {self.method!r} is not known: expected one of {', '.join(PRUNE_METHODS)}."
             )
         self._check_structure()
+        for key in ("include", "exclude"):
+            for pattern in getattr(self, key):
+                if not isinstance(pattern, str) or not pattern.strip():
+                    raise LprError(
+                        f"{key} = {pattern!r} is not valid: expected a non-empty glob over "
+                        "parameter names, e.g. 'blocks.*.weight'."
+                    )
         if not self.sparsities:
             raise LprError("sparsities = [] is empty: expected at least one target sparsity.")
         for s in self.sparsities:
@@ -619,6 +738,7 @@ class ImportSpec(_Config):
 
 
 _NESTED: dict[str, type[_Config]] = {
+    "CodeRef": CodeRef,
     "TrainConfig": TrainConfig,
     "DataConfig": DataConfig,
     "ModelConfig": ModelConfig,
@@ -642,10 +762,14 @@ def spec_from_record(record: dict[str, Any]) -> FindSpec | EvalSpec:
     return SPEC_TYPES[kind].from_dict(record["spec"], kind)
 
 
+def hash_payload(spec: FindSpec | EvalSpec) -> dict[str, Any]:
+    """Exactly what :func:`spec_hash` hashes: the kind and the non-default fields."""
+    return {"kind": spec.kind, **spec.to_dict(omit_defaults=True)}
+
+
 def spec_hash(spec: FindSpec | EvalSpec) -> str:
     """Stable 16-hex-digit hash of the non-default fields (see module docstring)."""
-    payload = {"kind": spec.kind, **spec.to_dict(omit_defaults=True)}
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    text = json.dumps(hash_payload(spec), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -6,12 +6,19 @@ import math
 import numbers
 import os
 
+from lprcausal.config import CodeRef
 from lprcausal.data.dataset import Dataset
+from lprcausal.data.folder import load_folder
 from lprcausal.data.mnist1d import load_mnist1d
 from lprcausal.data.torchvision_sets import load_image_dataset
 from lprcausal.errors import LprError, bad_value
 
-DATASETS: tuple[str, ...] = ("mnist1d", "mnist", "fashionmnist", "cifar10", "cifar100")
+DATASETS: tuple[str, ...] = ("mnist1d", "mnist", "fashionmnist", "cifar10", "cifar100", "folder")
+
+
+def is_known_dataset(name: str) -> bool:
+    """A built-in dataset name, or user code by import path (``module:load``)."""
+    return name in DATASETS or (isinstance(name, str) and ":" in name)
 
 
 def load_dataset(
@@ -22,6 +29,8 @@ def load_dataset(
     val_fraction: float = 0.1,
     download: bool = False,
     cache_dir: str | os.PathLike | None = None,
+    image_size: int | None = None,
+    code: CodeRef | None = None,
 ) -> Dataset:
     """Load dataset ``name`` (one of :data:`DATASETS`) as whole tensors on the CPU.
 
@@ -34,10 +43,19 @@ def load_dataset(
     - the other datasets are read from ``root`` in torchvision's on-disk layout;
       ``download=True`` first fetches them there with torchvision.
 
+    - ``folder`` reads ``root/train`` and ``root/test`` in ImageFolder layout, resized
+      to ``image_size`` (see :mod:`lprcausal.data.folder`).
+    - ``module:load`` / ``file.py:load`` is a user loader (see :mod:`lprcausal.data.user`),
+      checked against ``code`` (its recorded identity) when given.
+
     Bad arguments and missing files raise :class:`LprError`.
     """
-    if name not in DATASETS:
-        raise bad_value("dataset", name, f"one of {', '.join(DATASETS)}")
+    if not is_known_dataset(name):
+        raise bad_value(
+            "dataset", name,
+            f"one of {', '.join(DATASETS)}, or your own loader by import path "
+            "('package.module:load' or 'data.py:load')",
+        )
     if (
         isinstance(val_fraction, bool)
         or not isinstance(val_fraction, numbers.Real)
@@ -63,9 +81,16 @@ def load_dataset(
                 f"many samples are generated); dataset {name!r} is read whole from disk, so "
                 "leave n_samples unset."
             )
-        data = load_image_dataset(
-            name, root=root, val_fraction=float(val_fraction), download=download
-        )
+        if name == "folder":
+            data = load_folder(root, val_fraction=float(val_fraction), image_size=image_size)
+        elif ":" in name:
+            from lprcausal.data.user import load_user_dataset
+
+            data = load_user_dataset(name, code, root=root, val_fraction=float(val_fraction))
+        else:
+            data = load_image_dataset(
+                name, root=root, val_fraction=float(val_fraction), download=download
+            )
     if data.n_train == 0:
         raise LprError(
             f"val_fraction = {val_fraction!r} leaves no training samples in dataset {name!r} "

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from lprcausal.errors import bad_value
+from lprcausal.config import ModelConfig
+from lprcausal.errors import LprError, bad_value
 from lprcausal.models import cnn1d, lenet5, mlp, resnet, vgg
 from lprcausal.models.checks import n_classes_of
 from lprcausal.models.init import init_weights
@@ -58,6 +59,26 @@ def build_model(
     elif isinstance(name, str) and resnet.blocks_per_stage(name) is not None:
         model = resnet.build(name, in_shape, n_classes, widths)
     else:
-        expected = f"one of {', '.join(MODELS)}, or resnet<D> with D = 6n+2 and n >= 1"
+        expected = (
+            f"one of {', '.join(MODELS)}, resnet<D> with D = 6n+2 and n >= 1, or your own "
+            "model by import path ('package.module:build' or 'file.py:build')"
+        )
         raise bad_value("model", name, expected)
     return init_weights(model)
+
+
+def build_network(model: ModelConfig, in_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    """The network a :class:`ModelConfig` describes: a built-in model (initialized by
+    :func:`build_model`) or a user factory by import path (its own initialization; see
+    :mod:`lprcausal.models.user`). Draws from torch's global generator."""
+    if model.is_user:
+        from lprcausal.models.user import build_user_model
+
+        return build_user_model(model, tuple(in_shape), n_classes_of(n_classes))
+    if model.kwargs:
+        raise LprError(
+            f"kwargs = {model.kwargs.as_dict()!r} are given with the built-in model "
+            f"{model.name!r}: keyword arguments go to models given by import path; expected "
+            "widths for a built-in model."
+        )
+    return build_model(model.name, tuple(in_shape), n_classes, widths=model.widths)

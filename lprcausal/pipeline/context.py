@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from lprcausal.config import DataConfig, ModelConfig, derive_seed
+from lprcausal.config import DataConfig, ModelConfig, PruneConfig, derive_seed
 from lprcausal.data import Dataset, load_dataset
-from lprcausal.models import build_model, prunable_names
+from lprcausal.models import build_network, prunable_names
 from lprcausal.store import RunStore
 from lprcausal.train import EngineOptions
 
@@ -38,6 +38,8 @@ class Context:
                 val_fraction=cfg.val_fraction,
                 download=self.download,
                 cache_dir=self.cache_dir,
+                image_size=cfg.image_size,
+                code=cfg.code,
             )
         return self._datasets[cfg]
 
@@ -46,10 +48,13 @@ def initial_state(model: ModelConfig, data: Dataset, seed: int, role: str = "ini
     """The model's initial state_dict for replicate ``seed`` (same seed -> same weights)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, role))
-        net = build_model(model.name, data.in_shape, data.n_classes, widths=model.widths)
+        net = build_network(model, data.in_shape, data.n_classes)
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
-def prunable_set(model: ModelConfig, data: Dataset, exclude_first: bool, exclude_last: bool):
-    net = build_model(model.name, data.in_shape, data.n_classes, widths=model.widths)
-    return prunable_names(net, exclude_first=exclude_first, exclude_last=exclude_last)
+def prunable_set(model: ModelConfig, data: Dataset, prune: PruneConfig) -> list[str]:
+    """Names of the prunable set of ``model`` on ``data`` under ``prune``'s rules."""
+    with torch.random.fork_rng(devices=[]):
+        net = build_network(model, data.in_shape, data.n_classes)
+    return prunable_names(net, include=prune.include, exclude=prune.exclude,
+                          exclude_first=prune.exclude_first, exclude_last=prune.exclude_last)

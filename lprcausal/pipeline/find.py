@@ -23,8 +23,9 @@ import torch
 from lprcausal.compact import compaction_summary
 from lprcausal.config import FindSpec, derive_seed, level_key, point_to_step
 from lprcausal.errors import LprError
-from lprcausal.models import build_model, layer_table
+from lprcausal.models import build_network, layer_table
 from lprcausal.models.units import layers_to_json, prunable_unit_layers, total_units
+from lprcausal.models.user import check_output
 from lprcausal.pipeline.context import Context, initial_state, prunable_set
 from lprcausal.pipeline.ensure import ensure_runs
 from lprcausal.pipeline.runs import join_levels
@@ -39,10 +40,16 @@ from lprcausal.pruning import (
     unit_weight_masks,
 )
 from lprcausal.train import TrainJob, evaluate_states, pick_device, train_many
+from lprcausal.usercode import resolve_find
 
 
 def ensure_finds(ctx: Context, specs: Sequence[FindSpec]) -> list[str]:
-    """Run ids of these find specs, training the ones the store lacks."""
+    """Run ids of these find specs, training the ones the store lacks.
+
+    User code (a model or dataset by import path) not yet identified is identified here,
+    relative to the working directory; the ids are those of the identified specs.
+    """
+    specs = [resolve_find(s) for s in specs]
     for spec in specs:
         check_find(ctx, spec)
     return ensure_runs(ctx.store, specs, lambda s, ids, done: _compute(ctx, s, ids, done))
@@ -59,8 +66,11 @@ def check_find(ctx: Context, spec: FindSpec) -> None:
             f"rewind = {spec.prune.rewind!r} is step {rewind}, beyond the training length of "
             f"H_find ({total} steps): expected a point between 'init' and '{total}it'."
         )
-    build_model(spec.model.name, data.in_shape, data.n_classes, widths=spec.model.widths)
-    if not prunable_set(spec.model, data, spec.prune.exclude_first, spec.prune.exclude_last):
+    with torch.random.fork_rng(devices=[]):
+        net = build_network(spec.model, data.in_shape, data.n_classes)
+    if spec.model.is_user:
+        check_output(net, spec.model.name, data.in_shape, data.n_classes)
+    if not prunable_set(spec.model, data, spec.prune):
         raise LprError(
             "exclude_first and exclude_last leave no prunable layer in model "
             f"{spec.model.name!r}: expected at least one prunable layer."
@@ -71,8 +81,8 @@ def check_find(ctx: Context, spec: FindSpec) -> None:
 
 def _check_units(spec: FindSpec, data) -> None:
     """A structured spec needs a coupling rule and levels that leave a unit per layer."""
-    net = build_model(spec.model.name, data.in_shape, data.n_classes, widths=spec.model.widths)
-    names = prunable_set(spec.model, data, spec.prune.exclude_first, spec.prune.exclude_last)
+    net = build_network(spec.model, data.in_shape, data.n_classes)
+    names = prunable_set(spec.model, data, spec.prune)
     layers = prunable_unit_layers(net, names)
     total, most = total_units(layers), total_units(layers) - len(layers)
     for s in spec.prune.levels():
@@ -91,9 +101,7 @@ class _Pending:
     def __init__(self, ctx: Context, spec: FindSpec, run_id: str):
         self.spec, self.id = spec, run_id
         self.data = ctx.dataset(spec.data)
-        self.names = prunable_set(
-            spec.model, self.data, spec.prune.exclude_first, spec.prune.exclude_last
-        )
+        self.names = prunable_set(spec.model, self.data, spec.prune)
         self.spe = spec.train.steps_per_epoch(self.data.n_train)
         self.rewind_step = point_to_step(spec.prune.rewind, self.spe, "rewind")
         self.levels = spec.prune.levels()
@@ -109,8 +117,7 @@ class _Pending:
         self.unit_masks: dict[float, dict] = {}
         self.other_masks: dict[float, dict] = {}
         if spec.prune.structure == "unit":
-            net = build_model(spec.model.name, self.data.in_shape, self.data.n_classes,
-                              widths=spec.model.widths)
+            net = build_network(spec.model, self.data.in_shape, self.data.n_classes)
             self.units = prunable_unit_layers(net, self.names)
             self.shapes = {n: tuple(net.state_dict()[n].shape) for n in self.names}
         self.t0 = time.perf_counter()
@@ -201,7 +208,8 @@ def _write(ctx: Context, p: _Pending) -> None:
         full = {**p.masks[s], **p.other_masks.get(s, {})}
         masked.append({**p.sources[s], **apply_masks({n: p.sources[s][n] for n in full}, full)})
     pruned_acc = evaluate_states(spec.model, masked, data, "test", ctx.engine.device)
-    net = build_model(spec.model.name, data.in_shape, data.n_classes, widths=spec.model.widths)
+    with torch.random.fork_rng(devices=[]):
+        net = build_network(spec.model, data.in_shape, data.n_classes)
     metrics = {
         "levels": p.levels,
         "find_acc": {level_key(s): p.find_acc[s] for s in p.levels},

@@ -8,7 +8,7 @@ import psutil
 import torch
 
 from lprcausal.errors import LprError
-from lprcausal.models import build_model
+from lprcausal.models import build_network
 
 # Parameter-sized tensors per trainable parameter and member: weights, the gradient
 # buffer, gradients autograd forms before they are copied into it, momentum / first
@@ -19,9 +19,10 @@ _ACTIVATION_FACTOR = 3
 
 
 @lru_cache(maxsize=64)
-def activation_elements(model_name: str, widths, in_shape: tuple, n_classes: int) -> int:
+def activation_elements(model_spec, in_shape: tuple, n_classes: int) -> int:
     """Elements of all module outputs for one sample (a probe forward pass on the CPU)."""
-    model = build_model(model_name, in_shape, n_classes, widths=widths)
+    with torch.random.fork_rng(devices=[]):
+        model = build_network(model_spec, in_shape, n_classes)
     total = 0
 
     def hook(_module, _inputs, output):
@@ -45,7 +46,7 @@ def member_bytes(job, data, itemsize: int = 4) -> int:
     """
     spec = job.model
     n_params = sum(t.numel() for t in job.init_state.values() if t.is_floating_point())
-    act = activation_elements(spec.name, spec.widths, tuple(data.in_shape), data.n_classes)
+    act = activation_elements(spec, tuple(data.in_shape), data.n_classes)
     batch = job.train.batch_size
     sample = 1
     for d in data.in_shape:

@@ -25,7 +25,6 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -33,9 +32,9 @@ import torch.nn.functional as F
 from lprcausal.config import ModelConfig
 from lprcausal.data import Dataset
 from lprcausal.errors import LprError
-from lprcausal.models import build_model
 from lprcausal.train.batches import MemberBatches
 from lprcausal.train.budget import group_capacity
+from lprcausal.train.generic import fusion_choice, run_random_state, stack_problem
 from lprcausal.train.jobs import TrainJob, TrainResult
 from lprcausal.train.optim import FusedOptimizer
 from lprcausal.train.stacked import StackedModel
@@ -156,29 +155,19 @@ def train_many(
     results: list[TrainResult | None] = [None] * len(jobs)
     for indices in groups.values():
         cap = group_capacity(jobs[indices[0]], data_dev, device, options)
-        if not _fuses(options.fuse, jobs[indices[0]].model, data.in_shape, device):
+        model = jobs[indices[0]].model
+        if not fusion_choice(model, data.in_shape, data.n_classes, device, options.fuse).fused:
             cap = 1
         for start in range(0, len(indices), cap):
             chunk = indices[start : start + cap]
-            out = _train_group([jobs[i] for i in chunk], data_dev, device, options)
+            group = [jobs[i] for i in chunk]
+            with run_random_state([job.data_seed for job in group], device):
+                out = _train_group(group, data_dev, device, options)
             for i, res in zip(chunk, out, strict=True):
                 results[i] = res
                 if on_result is not None:
                     on_result(i, res)
     return results  # type: ignore[return-value]
-
-
-def _fuses(fuse: bool | str, model: ModelConfig, in_shape: tuple, device: torch.device) -> bool:
-    if fuse != "auto":
-        return bool(fuse)
-    return device.type != "cpu" or not _has_conv2d(model, tuple(in_shape))
-
-
-@lru_cache(maxsize=64)
-def _has_conv2d(model: ModelConfig, in_shape: tuple) -> bool:
-    with torch.device("meta"):
-        net = build_model(model.name, in_shape, 2, widths=model.widths)
-    return any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
 
 
 def _on_device(data: Dataset, device: torch.device, dtype: torch.dtype) -> Dataset:
@@ -354,14 +343,21 @@ def evaluate_states(
         return []
     device = pick_device(device)
     data_dev = data.to(device)
-    model = StackedModel(
-        model_spec,
-        states,
-        [None] * len(states),
-        data.in_shape,
-        data.n_classes,
-        device,
-        torch.float32,
-    )
     x, y = getattr(data_dev, f"x_{split}"), getattr(data_dev, f"y_{split}")
-    return [float(a) for a in model.accuracy(x, y, nullcontext)]
+    if model_spec.is_user and stack_problem(model_spec, tuple(data.in_shape), data.n_classes):
+        groups = [[s] for s in states]  # a model that does not stack: one at a time
+    else:
+        groups = [list(states)]
+    out: list[float] = []
+    for group in groups:
+        model = StackedModel(
+            model_spec,
+            group,
+            [None] * len(group),
+            data.in_shape,
+            data.n_classes,
+            device,
+            torch.float32,
+        )
+        out += [float(a) for a in model.accuracy(x, y, nullcontext)]
+    return out

@@ -37,7 +37,7 @@ from torch.func import functional_call, vmap
 
 from lprcausal.config import ModelConfig
 from lprcausal.errors import LprError
-from lprcausal.models import build_model
+from lprcausal.models import build_network
 from lprcausal.train.hand_step import HandStep, chain_layers
 from lprcausal.train.layers import prepare_template
 
@@ -68,7 +68,8 @@ class StackedModel:
         direct_grads: bool = True,
         vmapped: bool | None = None,
     ):
-        template = build_model(spec.name, tuple(in_shape), n_classes, widths=spec.widths)
+        with torch.random.fork_rng(devices=[]):  # the template's values are never used
+            template = build_network(spec, tuple(in_shape), n_classes)
         self.in_shape = tuple(in_shape)
         self.template = template.to(device="meta", dtype=dtype)
         self.K = len(states)
