@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, packaged for Python 3.10
+    import tomli as tomllib
 
 from lprcausal.cli.app import cli
 from lprcausal.cli.lpr import echo_lpr
@@ -28,6 +36,7 @@ from lprcausal.config import (
 from lprcausal.errors import LprError
 from lprcausal.pipeline import EvalRun, FindRun, ensure_evals, ensure_finds
 from lprcausal.store import check_name
+from lprcausal.usercode import resolve_find
 
 
 def _names(name: str | None, count: int, suffixes: list[str]) -> list[str | None]:
@@ -52,13 +61,17 @@ def _section(config: str | None, table_name: str) -> dict:
                    "options given on the command line override it.")
 @config_options(DataConfig, "data_overrides")
 @config_options(ModelConfig, "model_overrides")
+@click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
+              help="Keyword argument for a model given by import path (repeatable; VALUE "
+                   "is read as a TOML value: 2, 0.1, true, [64, 64], gelu).")
 @train_options()
 @config_options(PruneConfig, "prune_overrides")
 @click.option("--seed", "seeds", type=int, multiple=True,
               help="Replicate index (repeatable; several seeds train together) [default: 0].")
 @click.option("--name", default=None, help="Friendly name for the run (-seedN added if several).")
 @runtime_options
-def find_command(config, data_overrides, model_overrides, train_overrides, prune_overrides,
+def find_command(config, data_overrides, model_overrides, model_args, train_overrides,
+                 prune_overrides,
                  seeds, name, ctx) -> None:
     """Find masks: train a dense network with H_find and prune it by global magnitude.
 
@@ -71,20 +84,27 @@ def find_command(config, data_overrides, model_overrides, train_overrides, prune
     linear output neurons (never the classifier's outputs), ranked globally by the norm
     of their weights; each --sparsity is the fraction of units removed, and each layer
     keeps at least one unit. `lprcausal lpr` shows the unit and parameter fractions.
+
+    Your own network: --model nets.py:build (or mypkg.nets:build) is called as
+    build(in_shape, n_classes, **kwargs) with the --model-arg values; the run id
+    includes the SHA-256 of that file, so editing it gives new runs.
     """
     data = {**_section(config, "data"), **data_overrides}
     model_cfg = {**_section(config, "model"), **model_overrides}
+    if model_args:
+        model_cfg["kwargs"] = {**model_cfg.get("kwargs", {}), **parse_model_args(model_args)}
     prune = {**_section(config, "prune"), **prune_overrides}
+    base = Path(config).resolve().parent if config else None
     train = build_train_config(config, "train", train_overrides)
     seeds = list(seeds) or [int(_section(config, "find").get("seed", 0)) if config else 0]
     specs = [
-        FindSpec(
+        resolve_find(FindSpec(
             data=DataConfig.from_dict(data, "data"),
             model=ModelConfig.from_dict(model_cfg, "model"),
             train=train,
             prune=PruneConfig.from_dict(prune, "prune"),
             seed=s,
-        )
+        ), base)
         for s in seeds
     ]
     for alias in _names(name, len(specs), [f"seed{s}" for s in seeds]):
@@ -168,3 +188,23 @@ def eval_command(run, config, train_overrides, sparsities, mode, mask_kind, mask
     click.echo("\nsummary (accuracies on test unless noted; eval = final epoch)")
     click.echo(table(["eval run", "sparsity", "find_acc", "eval_val_acc", "eval_test_acc",
                       "diverged"], rows))
+
+
+def parse_model_args(items) -> dict:
+    """``("depth=2", "act=gelu")`` -> ``{"depth": 2, "act": "gelu"}``: each value is read
+    as a TOML value; a bare word that is not one is taken as a string."""
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise LprError(
+                f"--model-arg = {item!r} is not valid: expected KEY=VALUE with KEY a keyword "
+                "argument name, e.g. --model-arg depth=2 or --model-arg act=gelu."
+            )
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        out[key] = value
+    return out

@@ -16,7 +16,7 @@ from lprcausal.cli.tables import table
 from lprcausal.compact import compaction_summary, count_params, save_compact
 from lprcausal.config import check_sparsity
 from lprcausal.errors import LprError
-from lprcausal.models import build_model
+from lprcausal.models import build_network
 from lprcausal.pipeline import EvalRun, FindRun, open_run
 from lprcausal.pipeline.masks import check_same_layers, check_same_structure
 from lprcausal.pruning import allocate_ratios, layerwise_ratios
@@ -70,8 +70,7 @@ def _build(find: FindRun) -> tuple[torch.nn.Module, dict]:
     build = {"name": spec.model.name, "in_shape": list(record["in_shape"]),
              "n_classes": record["n_classes"],
              "widths": list(spec.model.widths) if spec.model.widths else None}
-    net = build_model(build["name"], tuple(build["in_shape"]), build["n_classes"],
-                      widths=spec.model.widths)
+    net = build_network(spec.model, tuple(build["in_shape"]), build["n_classes"])
     return net, build
 
 
@@ -158,6 +157,8 @@ def lpr_command(run: str, sparsities: tuple[float, ...], compare: tuple[str, ...
         for s in levels:
             _compare([obj, *others], s, against)
         return
+    find_run = obj if isinstance(obj, FindRun) else FindRun(st, obj.spec.find, "find")
+    click.echo(prunable_line(find_run))
     if isinstance(obj, FindRun):
         levels = [check_sparsity(s) for s in sparsities] or obj.levels
         for s in levels:
@@ -169,6 +170,22 @@ def lpr_command(run: str, sparsities: tuple[float, ...], compare: tuple[str, ...
         units = obj.unit_mask() if isinstance(obj, EvalRun) else None
         find = FindRun(st, obj.spec.find, "find") if units is not None else None
         echo_lpr(find, obj.layers, obj.mask(), units)
+
+
+def prunable_line(find: FindRun) -> str:
+    """The prunable set of a find run and the rule that chose it."""
+    p = find.spec.prune
+    rule = []
+    if p.include:
+        rule.append(f"include {', '.join(p.include)}")
+    if p.exclude:
+        rule.append(f"exclude {', '.join(p.exclude)}")
+    if p.exclude_first:
+        rule.append("first layer dense")
+    if p.exclude_last:
+        rule.append("last layer dense")
+    how = "; ".join(rule) or "default: Linear/Conv/ConvTranspose/attention weights"
+    return f"prunable set ({how}): {len(find.prunable)} tensors: {', '.join(find.prunable)}"
 
 
 def _export(st: RunStore, obj: FindRun | EvalRun, sparsities: tuple[float, ...],

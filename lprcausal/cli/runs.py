@@ -10,7 +10,7 @@ import click
 from lprcausal.cli.app import cli
 from lprcausal.cli.options import runtime_options
 from lprcausal.cli.tables import table
-from lprcausal.config import to_toml
+from lprcausal.config import hash_payload, to_toml
 from lprcausal.pipeline import FindRun, open_run
 from lprcausal.pipeline.runs import FIND_KINDS, StoredRun
 from lprcausal.pipeline.verify import check_store, retrain_alone
@@ -89,6 +89,11 @@ def show_command(run: str, store: str) -> None:
     if obj.record.get("parents"):
         click.echo(f"parents: {', '.join(obj.record['parents'])}")
     click.echo("\n# resolved configuration\n" + to_toml(obj.spec))
+    click.echo("# identity: the run id is the SHA-256 of this JSON (non-default fields; "
+               "user code by file hash)\n"
+               + json.dumps(hash_payload(obj.spec), sort_keys=True, separators=(",", ":")))
+    for line in code_lines(obj.spec if isinstance(obj, FindRun) else None):
+        click.echo(line)
     m = dict(obj.metrics)
     if isinstance(obj, FindRun):
         m.pop("rounds", None)
@@ -136,3 +141,19 @@ def verify_command(retrain: int, sample_seed: int, dry_run: bool, ctx) -> None:
         rows.append([r["run"], r["kind"], f"{r['max_weight_diff']:.3g}", f"{r['acc_diff']:.4g}",
                      f"{r['seed_std']:.4g}", r["n_seeds"]])
     click.echo(table(["run", "kind", "max |dw|", "|d acc|", "seed std acc", "seeds"], rows))
+
+
+def code_lines(spec) -> list[str]:
+    """One line per piece of user code a find run names: import path, kwargs, file hash."""
+    if spec is None:
+        return []
+    lines = []
+    for what, cfg in (("model", spec.model), ("dataset", spec.data)):
+        code = cfg.code
+        if code is None:
+            continue
+        pkg = f", package {code.package} {code.version}" if code.package else ""
+        kwargs = getattr(cfg, "kwargs", ())
+        kw = f", kwargs {json.dumps(kwargs.as_dict(), sort_keys=True)}" if kwargs else ""
+        lines.append(f"{what} code: {cfg.name}{kw}{pkg}, sha256 {code.sha256} of {code.file}")
+    return lines

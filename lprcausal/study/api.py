@@ -28,17 +28,19 @@ from lprcausal.study.collect import collect as collect_datasets
 from lprcausal.study.executor import (
     EXECUTORS,
     LOCAL_CHUNK,
-    Runtime,
+    check_workers,
     dask_client,
     local_cluster_size,
     run_dask,
     run_local,
+    runtime_for,
 )
-from lprcausal.study.graph import JobGraph, Plan, build_graph, make_plan, run_steps
+from lprcausal.study.graph import JobGraph, Plan, build_graph, chunks, make_plan, run_steps
 from lprcausal.study.progress import StudyProgress, Timer, fmt_seconds
 from lprcausal.study.spec import StudySpec, load_spec, parse_spec
 from lprcausal.study.transplant_design import all_specs
-from lprcausal.train import EngineOptions
+from lprcausal.train import EngineOptions, pick_device
+from lprcausal.train.generic import fusion_choice
 
 STUDY_FILE = "study.json"
 
@@ -121,10 +123,27 @@ class Study:
     def plan(self) -> Plan:
         """Graph size, cached vs missing runs and the optimizer steps still to train."""
         try:
-            n_train, note = self.ctx.dataset(self.spec.data).n_train, ""
+            data = self.ctx.dataset(self.spec.data)
+            n_train, note = data.n_train, ""
         except LprError as exc:
-            n_train, note = None, f"optimizer steps unknown, the dataset did not load: {exc}"
-        return make_plan(self.graph, self.ctx.store, n_train, LOCAL_CHUNK, note)
+            data, n_train = None, None
+            note = f"optimizer steps unknown, the dataset did not load: {exc}"
+        plan = make_plan(self.graph, self.ctx.store, n_train, LOCAL_CHUNK, note)
+        if data is not None:
+            plan.training = self._training(data)
+        return plan
+
+    def _training(self, data) -> str:
+        """How the runs will train: "fused, K=16" or "one at a time: <reason>"."""
+        engine = self.ctx.engine
+        device = pick_device(engine.device)
+        choice = fusion_choice(self.spec.model, data.in_shape, data.n_classes, device,
+                               engine.fuse)
+        ids = self.graph.missing(self.ctx.store)[0] or list(self.graph.finds)
+        k = max((len(c) for c in chunks(self.graph, ids, LOCAL_CHUNK)), default=1)
+        if engine.max_members is not None:
+            k = min(k, engine.max_members)
+        return choice.describe(k) + f" (on {device})"
 
     def check(self) -> int:
         """Reject what would fail mid-study (batch larger than the data, rewind past the
@@ -172,7 +191,8 @@ class Study:
                 threads = None
                 if not scheduler and processes:
                     threads = local_cluster_size(workers)[1]
-                rt = Runtime.of(self.ctx, threads)
+                rt = runtime_for(self.ctx, self.graph, threads)
+                check_workers(client, rt, self.graph)
                 written: set[str] = set()
                 trained, cached = self._execute(
                     show,

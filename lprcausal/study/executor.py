@@ -32,6 +32,7 @@ from lprcausal.pipeline import Context, FindRun, ensure_evals, ensure_finds
 from lprcausal.store import RunStore
 from lprcausal.study.graph import JobGraph, chunks, eval_needs
 from lprcausal.train import EngineOptions
+from lprcausal.usercode import load, register_sources, shipped_sources
 
 LOCAL_CHUNK = 256
 EXECUTORS = ("local", "dask")
@@ -49,9 +50,11 @@ class Runtime:
     cache_dir: str | None = None
     engine: EngineOptions = field(default_factory=EngineOptions)
     threads: int | None = None
+    # (sha256, text) of user code files (models, dataset loaders), shipped to workers
+    sources: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def of(cls, ctx: Context, threads: int | None = None) -> Runtime:
+    def of(cls, ctx: Context, threads: int | None = None, sources=()) -> Runtime:
         return cls(
             store=str(ctx.store.root),
             data_root=None if ctx.data_root is None else str(ctx.data_root),
@@ -59,6 +62,7 @@ class Runtime:
             cache_dir=None if ctx.cache_dir is None else str(ctx.cache_dir),
             engine=ctx.engine,
             threads=threads,
+            sources=tuple(sources),
         )
 
 
@@ -68,6 +72,7 @@ _CONTEXTS: dict[str, Context] = {}
 def worker_context(rt: Runtime) -> Context:
     """The Context of this worker process for ``rt`` (cached: datasets load once)."""
     key = repr(rt)
+    register_sources(rt.sources)
     if key not in _CONTEXTS:
         engine = replace(rt.engine, progress=False, device=rt.engine.device or _worker_device())
         _CONTEXTS[key] = Context.at(
@@ -97,6 +102,50 @@ def _worker_device() -> str | None:
         name if isinstance(name, int) else int(hashlib.sha256(str(name).encode()).hexdigest(), 16)
     )
     return f"cuda:{index % n}"
+
+
+# ---------------------------------------------------------------------------- user code
+def user_code(graph: JobGraph) -> list[tuple[str, str, object]]:
+    """``(what, import path, CodeRef)`` of every piece of user code the graph's runs name."""
+    out = {}
+    for spec in graph.finds.values():
+        for what, cfg in (("model", spec.model), ("dataset", spec.data)):
+            if cfg.code is not None:
+                out[(what, cfg.name, cfg.code)] = None
+    return list(out)
+
+
+def runtime_for(ctx: Context, graph: JobGraph, threads: int | None = None) -> Runtime:
+    """The Runtime of a Dask run of ``graph``, shipping its user code files."""
+    return Runtime.of(ctx, threads, shipped_sources(code for _, _, code in user_code(graph)))
+
+
+def _load_code(sources, refs) -> list[str]:
+    """On a worker: try to load every user code ref; the error messages of those that fail."""
+    register_sources(sources)
+    errors = []
+    for what, name, code in refs:
+        try:
+            load(name, code, what)
+        except LprError as exc:
+            errors.append(str(exc))
+    return errors
+
+
+def check_workers(client, rt: Runtime, graph: JobGraph) -> None:
+    """Fail before anything trains when a worker cannot load the study's user code."""
+    refs = user_code(graph)
+    if not refs:
+        return
+    failures = client.run(_load_code, rt.sources, refs)
+    for worker, errors in sorted(failures.items()):
+        if errors:
+            raise LprError(
+                f"Dask worker {worker} cannot load the study's code: {errors[0]} "
+                "Expected every worker to import it: install the package on the workers "
+                "(or put it on their PYTHONPATH), or name the model by file path "
+                "('nets.py:build'), which is shipped to the workers."
+            )
 
 
 # ---------------------------------------------------------------------------- chunk work

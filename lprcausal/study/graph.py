@@ -178,6 +178,7 @@ class Plan:
     n_chunks: int
     n_train: int | None
     note: str = ""
+    training: str = ""
 
     @property
     def n_runs(self) -> int:
@@ -209,6 +210,8 @@ class Plan:
             f"to train {self.missing:6d}  optimizer steps {steps(self.steps)} "
             f"(summed over runs), in {self.n_chunks} training chunk(s)",
         ]
+        if self.training:
+            lines.append(f"  training: {self.training}")
         if self.note:
             lines.append(f"  note: {self.note}")
         return "\n".join(lines)

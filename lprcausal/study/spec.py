@@ -33,9 +33,10 @@ from lprcausal.config import (
     load_toml,
     matching_level,
 )
-from lprcausal.data.load import DATASETS
+from lprcausal.data.load import DATASETS, is_known_dataset
 from lprcausal.errors import LprError
 from lprcausal.results.schema import COUPLED
+from lprcausal.usercode import resolve_data, resolve_model
 
 TRAIN_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig))
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -151,12 +152,16 @@ def _parse(raw: Any, source: str, default_name: str) -> StudySpec:
     description = _string(study.get("description", ""), "study.description")
     seeds = _seeds(study.get("seeds", 1))
     data = DataConfig.from_dict(_table(table["data"], "data"), "data")
-    if data.name not in DATASETS:
+    if not is_known_dataset(data.name):
         raise LprError(
-            f"data.name = {data.name!r} is not known: expected one of {', '.join(DATASETS)}."
+            f"data.name = {data.name!r} is not known: expected one of {', '.join(DATASETS)}, "
+            "or a loader by import path ('package.module:load' or 'data.py:load')."
         )
+    # user code by import path: relative files next to the study file, else the cwd
+    base = Path(source).resolve().parent if Path(source).is_file() else None
+    data = resolve_data(data, base)
     # the model name and widths are checked against the data by Study.check()
-    model = ModelConfig.from_dict(_table(table["model"], "model"), "model")
+    model = resolve_model(ModelConfig.from_dict(_table(table["model"], "model"), "model"), base)
     prune = PruneConfig.from_dict(_table(table.get("prune", {}), "prune"), "prune")
     find = _table(table["find"], "find")
     _check_keys(find, FIND_KEYS, "find")
