@@ -198,3 +198,46 @@ def test_prune_globs_are_part_of_the_spec_and_validated():
     with pytest.raises(LprError, match="include = '' is not valid"):
         PruneConfig(include=("",))
     assert TINY_DATA.code is None
+
+
+class _OneWorker:
+    """A stand-in for a Dask client: ``run`` calls the function here, as one worker would."""
+
+    def run(self, func, *args):
+        return {"tcp://worker:1": func(*args)}
+
+
+def test_dask_workers_get_the_model_file_shipped_or_a_clear_error(tmp_path, monkeypatch):
+    from lprcausal import usercode
+    from lprcausal.study.executor import _load_code, check_workers, runtime_for
+    from lprcausal.study.graph import build_graph
+    from lprcausal.study.spec import parse_spec
+
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "nets.py").write_text(PLUGIN_MODEL)
+    raw = {"data": {"name": "mnist1d", "n_samples": 600}, "model": {"name": "nets.py:build"},
+           "find": {"iterations": 2, "batch_size": 32}}
+    (study / "s.toml").write_text("")  # parse_spec resolves next to an existing study file
+    spec = parse_spec(raw, source=str(study / "s.toml"))
+    graph = build_graph(spec)
+    ctx = type("C", (), {"store": type("S", (), {"root": tmp_path / "runs"})(),
+                         "data_root": None, "download": False, "cache_dir": None,
+                         "engine": None})()
+    rt = runtime_for(ctx, graph)
+    [(sha, text)] = rt.sources
+    assert sha == spec.model.code.sha256 and text == PLUGIN_MODEL
+    # a worker that cannot see the file loads the shipped text instead
+    (study / "nets.py").unlink()
+    monkeypatch.setattr(usercode, "_MODULES", {})
+    monkeypatch.setattr(usercode, "_SHIPPED", {})
+    refs = [("model", spec.model.name, spec.model.code)]
+    assert _load_code((), refs)[0].startswith("model = 'nets.py:build': the file ")
+    assert _load_code(rt.sources, refs) == []
+    check_workers(_OneWorker(), rt, graph)
+    # a module the workers cannot import fails before anything trains
+    missing = ModelConfig(name="nosuchpkg.nets:build", code=spec.model.code)
+    graph.finds = {k: v.replace(model=missing) for k, v in graph.finds.items()}
+    with pytest.raises(LprError, match=r"Dask worker tcp://worker:1 cannot load the study's "
+                                       r"code: .*install the package on the workers"):
+        check_workers(_OneWorker(), rt, graph)

@@ -40,7 +40,8 @@ def load_folder(
     train_idx, _ = holdout_split(len(y_train), val_fraction)
     fit = x_train[torch.from_numpy(train_idx)] if len(train_idx) else x_train
     mean = fit.mean(dim=(0, 2, 3))
-    std = fit.std(dim=(0, 2, 3)).clamp_min(1e-6)  # a constant channel stays finite
+    # over every training pixel (population form); a constant channel stays finite
+    std = fit.std(dim=(0, 2, 3), correction=0).clamp_min(1e-6)
 
     def norm(x: torch.Tensor) -> torch.Tensor:
         return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)

@@ -128,7 +128,8 @@ def _stack_problem(model: ModelConfig, in_shape: tuple[int, ...], n_classes: int
         torch.manual_seed(0)
         nets = [build_network(model, in_shape, n_classes) for _ in range(2)]
         x = torch.randn(2, _PROBE_BATCH, *in_shape)
-    drop = sorted({type(m).__name__ for m in nets[0].modules() if isinstance(m, _DropoutNd)})
+    drop = sorted({type(m).__name__ for m in nets[0].modules()
+                   if isinstance(m, _DropoutNd) and m.p > 0})
     if drop:
         return (f"it draws random numbers in training ({', '.join(drop)}); each run keeps "
                 "its own seeded draws")
