@@ -49,7 +49,9 @@ class EngineOptions:
     ``fuse``: ``"auto"`` trains compatible runs together where that is faster: always
     on CUDA; on the CPU except for models with 2D convolutions, whose grouped
     convolutions run slower per member than separate runs there (measured in
-    ``benchmarks/``). ``True`` always fuses, ``False`` trains one run at a time.
+    ``benchmarks/``). ``True`` always fuses, ``False`` trains one run at a time. Models
+    given by import path fuse only where :mod:`lprcausal.train.generic` finds that they
+    stack exactly and that it pays; otherwise they train one at a time, whatever ``fuse``.
     ``max_members``: cap on K (None: as many as the memory budget allows).
     ``memory_fraction``: share of free RAM / GPU memory a group may plan to use.
     ``precision``: ``"fp32"``, or ``"bf16"`` autocast (CUDA only).
