@@ -50,10 +50,10 @@ def test_include_replaces_and_exclude_shrinks_the_set():
 
 
 def test_glob_matching_nothing_lists_the_parameter_names():
-    with pytest.raises(LprError, match=r"include = 'head\.\*' matches none") as info:
+    with pytest.raises(LprError, match=r"include = 'head\.\*' matches no parameter of the model") as info:
         prunable_parameters(Zoo(), include=["head.*"])
     assert "fc.weight (3, 4)" in str(info.value) and "emb.weight (5, 4)" in str(info.value)
-    with pytest.raises(LprError, match=r"exclude = 'bn\.weight' matches none of the prunable"):
+    with pytest.raises(LprError, match=r"exclude = 'bn\.weight' matches no parameter in the prunable"):
         prunable_parameters(Zoo(), exclude=["bn.weight"])
 
 

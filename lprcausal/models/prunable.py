@@ -85,9 +85,9 @@ def prunable_parameters(
 
 def _must_match(key: str, pattern: str, candidates: Iterable[str], params: dict) -> None:
     if not any(fnmatchcase(n, pattern) for n in candidates):
-        among = "the model's parameter names" if key == "include" else "the prunable set"
+        among = "of the model" if key == "include" else "in the prunable set"
         raise LprError(
-            f"{key} = {pattern!r} matches none of {among}: expected a glob over parameter "
+            f"{key} = {pattern!r} matches no parameter {among}: expected a glob over parameter "
             f"names such as 'blocks.*.weight'. The model's parameters are: {_listing(params)}."
         )
 
