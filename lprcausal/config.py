@@ -436,7 +436,8 @@ class DataConfig(_Config):
     image_size: int | None = option(
         None, "Dataset 'folder': side every image is resized to (default 32)."
     )
-    code: CodeRef | None = None
+    # the identity of a loader by import path: computed from its file, never typed in
+    code: CodeRef | None = field(default=None, metadata={"cli": False})
 
     def __post_init__(self):
         if not 0 <= self.val_fraction < 1:
@@ -471,8 +472,10 @@ class ModelConfig(_Config):
     widths: tuple[int, ...] | None = option(
         None, "Comma-separated layer widths, e.g. 300,100 for the MLP.", comma=True
     )
-    kwargs: Kwargs = Kwargs()
-    code: CodeRef | None = None
+    # keyword arguments of a factory by import path (the CLI's repeated --model-arg)
+    kwargs: Kwargs = field(default=Kwargs(), metadata={"cli": False})
+    # the identity of a factory by import path: computed from its file, never typed in
+    code: CodeRef | None = field(default=None, metadata={"cli": False})
 
     @property
     def is_user(self) -> bool:
