@@ -10,7 +10,7 @@ from user_code import synthetic_loader
 
 from lprcausal.pipeline import EvalRun, FindRun
 from lprcausal.pruning import layerwise_ratios
-from lprcausal.results_io import load_dataset
+from lprcausal.results.io import load_dataset
 from lprcausal.store import RunStore
 
 FAST = ["--batch-size", "8", "--iterations", "2", "--no-progress"]

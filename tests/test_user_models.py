@@ -18,8 +18,8 @@ from lprcausal.config import (
     ModelConfig,
     PruneConfig,
     hash_payload,
-    spec_hash,
     spec_from_record,
+    spec_hash,
     spec_to_record,
 )
 from lprcausal.errors import LprError

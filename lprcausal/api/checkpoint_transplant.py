@@ -22,7 +22,7 @@ from lprcausal.api.checkpoints import load_state_dict_file
 from lprcausal.api.mask_files import save_masks
 from lprcausal.config import DataConfig, ModelConfig, TrainConfig, check_sparsity, derive_seed
 from lprcausal.errors import LprError
-from lprcausal.models import build_model
+from lprcausal.models import build_network
 from lprcausal.pipeline import Context, FindRun
 from lprcausal.pruning import global_magnitude_masks, transplant_masks
 from lprcausal.train import TrainJob, train_many
@@ -37,7 +37,7 @@ def load_target(ctx: Context, path: str | os.PathLike, model: ModelConfig,
     """The checkpoint's state dict, checked to load into ``model`` built for ``data``."""
     state = load_state_dict_file(path)
     ds = ctx.dataset(data)
-    net = build_model(model.name, ds.in_shape, ds.n_classes, widths=model.widths)
+    net = build_network(model, ds.in_shape, ds.n_classes)
     expected = net.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]

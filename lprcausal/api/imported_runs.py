@@ -19,13 +19,14 @@ import torch
 from lprcausal.api.mask_files import check_fits, load_masks, save_masks
 from lprcausal.config import DataConfig, ImportSpec, ModelConfig, check_sparsity
 from lprcausal.errors import LprError
-from lprcausal.models import build_model, layer_table
+from lprcausal.models import build_network, layer_table
 from lprcausal.pipeline.context import Context, initial_state
 from lprcausal.pipeline.ensure import ensure_runs
 from lprcausal.pipeline.runs import FindRun, join_levels, level_key, open_run
 from lprcausal.provenance import provenance
 from lprcausal.pruning import layerwise_ratios, overall_sparsity, removal_count
 from lprcausal.store import RunStore
+from lprcausal.usercode import resolve_data, resolve_model
 
 
 def export_masks(store: RunStore, ref: str, sparsity: float | None, out: str | os.PathLike) -> Path:
@@ -74,8 +75,9 @@ def import_masks(
     its id. ``sparsity`` labels its level and must match the file's removal count exactly
     (``round(s * N)``); default: the file's own sparsity."""
     masks = load_masks(path)
+    model, data = resolve_model(model), resolve_data(data)  # user code: its identity
     dataset = ctx.dataset(data)
-    net = build_model(model.name, dataset.in_shape, dataset.n_classes, widths=model.widths)
+    net = build_network(model, dataset.in_shape, dataset.n_classes)
     check_fits(masks, net, f"masks file {str(path)!r}")
     order = [n for n, _ in net.named_parameters() if n in masks]
     masks = {n: masks[n] for n in order}

@@ -174,15 +174,19 @@ def lpr_command(run: str, sparsities: tuple[float, ...], compare: tuple[str, ...
 
 def prunable_line(find: FindRun) -> str:
     """The prunable set of a find run and the rule that chose it."""
-    p = find.spec.prune
+    spec = find.spec
+    p = getattr(spec, "prune", None)
+    # engine runs keep the globs in [prune]; runs of a user's own loop at the top level
+    include = getattr(p, "include", ()) or getattr(spec, "include", ())
+    exclude = getattr(p, "exclude", ()) or getattr(spec, "exclude", ())
     rule = []
-    if p.include:
-        rule.append(f"include {', '.join(p.include)}")
-    if p.exclude:
-        rule.append(f"exclude {', '.join(p.exclude)}")
-    if p.exclude_first:
+    if include:
+        rule.append(f"include {', '.join(include)}")
+    if exclude:
+        rule.append(f"exclude {', '.join(exclude)}")
+    if getattr(p, "exclude_first", False):
         rule.append("first layer dense")
-    if p.exclude_last:
+    if getattr(p, "exclude_last", False):
         rule.append("last layer dense")
     how = "; ".join(rule) or "default: Linear/Conv/ConvTranspose/attention weights"
     return f"prunable set ({how}): {len(find.prunable)} tensors: {', '.join(find.prunable)}"

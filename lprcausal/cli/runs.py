@@ -10,7 +10,7 @@ import click
 from lprcausal.cli.app import cli
 from lprcausal.cli.options import runtime_options
 from lprcausal.cli.tables import table
-from lprcausal.config import hash_payload, to_toml
+from lprcausal.config import CodeRef, hash_payload, to_toml
 from lprcausal.pipeline import FindRun, open_run
 from lprcausal.pipeline.runs import FIND_KINDS, StoredRun
 from lprcausal.pipeline.verify import check_store, retrain_alone
@@ -148,9 +148,10 @@ def code_lines(spec) -> list[str]:
     if spec is None:
         return []
     lines = []
-    for what, cfg in (("model", spec.model), ("dataset", spec.data)):
-        code = cfg.code
-        if code is None:
+    for what, cfg in (("model", getattr(spec, "model", None)),
+                      ("dataset", getattr(spec, "data", None))):
+        code = getattr(cfg, "code", None)
+        if not isinstance(code, CodeRef):  # built-ins; runs of other kinds
             continue
         pkg = f", package {code.package} {code.version}" if code.package else ""
         kwargs = getattr(cfg, "kwargs", ())
