@@ -37,7 +37,7 @@ def _mnist1d(cache_dir, val_fraction: float = 0.1) -> Dataset:
 
 
 def test_datasets_lists_the_supported_names():
-    assert DATASETS == ("mnist1d", "mnist", "fashionmnist", "cifar10", "cifar100")
+    assert DATASETS == ("mnist1d", "mnist", "fashionmnist", "cifar10", "cifar100", "folder")
 
 
 def test_mnist1d_shapes_and_dtypes(tmp_path):

@@ -149,7 +149,9 @@ def _stack_problem(model: ModelConfig, in_shape: tuple[int, ...], n_classes: int
         return f"torch.func cannot stack it ({type(exc).__name__}: {text})"
     for k in range(2):
         for a, b in zip(want[k], got, strict=True):
-            if not torch.allclose(a[0], b[k], rtol=1e-4, atol=1e-5):
+            # float rounding differs between batched and plain kernels: compare on the
+            # scale of the tensor, not element by element
+            if (a[0] - b[k]).abs().max() > 1e-4 * a[0].abs().max() + 1e-6:
                 return "stacked runs do not reproduce their single runs (checked on a probe batch)"
     return None
 
