@@ -27,7 +27,7 @@ def test_tiny_vit_example_study_runs_with_stats_and_figures(capsys, tmp_path, da
                   cache_dir=data_cache, engine=EngineOptions(progress=False, device="cpu"))
     assert study.spec.model.code.file == str(SPEC.parent / "tiny_vit.py")
     plan = str(study.plan())
-    assert "training: one at a time: torch.func has no batching rule" in plan
+    assert "training: fused, K=4 (on cpu)" in plan  # 2 H_find x 2 seeds
     summary = study.run()
     assert (summary.trained, summary.diverged) == (2 * 2 + 2 * 2 * 2, 0)
     folder = tmp_path / "results" / "tiny_vit_mnist1d"

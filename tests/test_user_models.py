@@ -20,7 +20,6 @@ from lprcausal.config import (
     hash_payload,
     spec_from_record,
     spec_hash,
-    spec_to_record,
 )
 from lprcausal.errors import LprError
 from lprcausal.pipeline import EvalRun, FindRun, ensure_evals, ensure_finds
@@ -69,7 +68,7 @@ def test_editing_one_character_of_the_model_file_changes_the_run_id(tmp_path):
     moved.mkdir()
     (moved / "nets.py").write_text(PLUGIN_MODEL.replace("dim=8", "dim=9"))
     assert spec_hash(resolve_find(spec, moved)) == spec_hash(second)
-    assert spec_from_record(spec_to_record(second)) == second
+    assert spec_from_record({"kind": "find", "spec": second.to_dict()}) == second
 
 
 def test_builtin_mlp_by_import_path_gives_the_same_masks_and_accuracies(ctx):

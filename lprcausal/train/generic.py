@@ -1,21 +1,20 @@
 """Training any ``nn.Module``: whether its runs fuse, and per-run random draws.
 
 Every network trains through the same :class:`~lprcausal.train.stacked.StackedModel`
-(autograd through ``functional_call``; masks enforced by the fused optimizer). What
-differs between networks is whether K runs can share one stacked model:
+(autograd through the stock module or ``functional_call``; masks enforced by the fused
+optimizer). A fused group runs its members one after another on the CPU (each exactly
+as alone) and under ``torch.func.vmap`` on CUDA. Whether runs of a network may share a
+group:
 
-* the built-in models are known to stack; they fuse on CUDA, and on the CPU unless
-  they have 2D convolutions (grouped convolutions are slower per member there,
-  measured in ``benchmarks/``);
+* the built-in models always can; they fuse on CUDA, and on the CPU unless they have
+  2D convolutions (measured in ``benchmarks/``);
 * a model given by import path is *probed* once per (model, input shape): two members
   with different weights run a training forward and backward and an eval forward under
-  ``torch.func.vmap``, and must reproduce what each computes alone. A model that draws
-  random numbers in training (Dropout), that ``vmap`` cannot run, or whose stacked
-  members differ from their single runs trains one run at a time. Where it stacks, the
-  built-ins' rule for the device decides (2D/3D and transposed convolutions: one at a
-  time on the CPU), and on the CPU so does any op ``vmap`` has no batching rule for
-  (CPU attention kernels, say): it would run as a loop over the members, slower than
-  separate runs (measured on the tiny ViT example: 15.7 vs 12.5 ms per run-step).
+  ``vmap``, and must reproduce what each computes alone. A model that draws random
+  numbers in training (Dropout: a member's draws would depend on its group), that
+  ``vmap`` cannot run, or whose stacked members differ from their single runs trains one
+  run at a time; otherwise the built-ins' rule for the device decides (2D/3D and
+  transposed convolutions: one at a time on the CPU).
 
 :func:`fusion_choice` gives the decision with its reason (``study plan`` prints it);
 :func:`run_random_state` gives each one-at-a-time run its own seeded generator, so
@@ -24,7 +23,6 @@ Dropout masks are reproducible and differ between runs.
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,8 +37,8 @@ from lprcausal.config import ModelConfig, derive_seed
 from lprcausal.errors import LprError
 from lprcausal.models import build_network
 
-# vmap runs ops without a batching rule (CPU attention kernels) by a loop over members;
-# correct, and the fusion choice already accounts for speed: not worth a warning per op.
+# vmap runs ops without a batching rule (CPU attention kernels in the probe) by a loop
+# over members: correct, so not worth a warning per op.
 warnings.filterwarnings(
     "ignore", message="There is a performance drop because we have not yet implemented",
     category=UserWarning,
@@ -48,7 +46,6 @@ warnings.filterwarnings(
 
 _SLOW_ON_CPU = (nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _PROBE_BATCH = 3
-_LOOPED = re.compile(r"batching rule for ([\w:.]+)")
 
 
 @dataclass(frozen=True)
@@ -80,13 +77,6 @@ def fusion_choice(
             return FusionChoice(False, problem)
     if fuse is True or device.type != "cpu":
         return FusionChoice(True, "")
-    if model.is_user:
-        looped = _probe(model, tuple(in_shape), n_classes)[1]
-        if looped:
-            return FusionChoice(
-                False, f"torch.func has no batching rule for {', '.join(looped)}, so stacked "
-                "runs would loop over members: slower than one at a time on the CPU"
-            )
     slow = _slow_on_cpu(model, tuple(in_shape), n_classes)
     if slow:
         return FusionChoice(
@@ -103,25 +93,9 @@ def _slow_on_cpu(model: ModelConfig, in_shape: tuple, n_classes: int) -> str:
     return "/".join(kinds)
 
 
+@lru_cache(maxsize=64)
 def stack_problem(model: ModelConfig, in_shape: tuple[int, ...], n_classes: int) -> str | None:
     """Why runs of ``model`` cannot be stacked, or None when they can (probed on the CPU)."""
-    return _probe(model, tuple(in_shape), n_classes)[0]
-
-
-@lru_cache(maxsize=64)
-def _probe(model: ModelConfig, in_shape: tuple[int, ...], n_classes: int):
-    """(why the runs cannot stack or None, ops vmap runs by a loop over members)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        problem = _stack_problem(model, in_shape, n_classes)
-    looped = sorted({
-        m.group(1).rstrip(".") for w in caught
-        if (m := _LOOPED.search(str(w.message))) is not None
-    })
-    return problem, tuple(looped)
-
-
-def _stack_problem(model: ModelConfig, in_shape: tuple[int, ...], n_classes: int) -> str | None:
     from lprcausal.train.stacked import StackedModel  # stacked imports this package's peers
 
     with torch.random.fork_rng(devices=[]):
@@ -136,7 +110,8 @@ def _stack_problem(model: ModelConfig, in_shape: tuple[int, ...], n_classes: int
     states = [{k: v.detach().clone() for k, v in n.state_dict().items()} for n in nets]
     cpu = torch.device("cpu")
     try:
-        fused = StackedModel(model, states, [None, None], in_shape, n_classes, cpu, torch.float32)
+        fused = StackedModel(model, states, [None, None], in_shape, n_classes, cpu, torch.float32,
+                             vmapped=True)
         got = _run_probe(fused, x)
         want = []
         for k in range(2):
