@@ -115,3 +115,38 @@ def test_fusion_choice_says_which_and_why(tmp_path):
     choice = fusion_choice(conv2d, (1, 28, 28), 10, cpu)
     assert choice.describe() == "one at a time: Conv2d layers run faster one run at a time on the CPU"
     assert not fusion_choice(ModelConfig(name="resnet20"), (3, 32, 32), 10, cpu).fused
+
+
+DATA_DEPENDENT = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(40, 10)
+
+    def forward(self, x):
+        x = x.flatten(1)
+        if x.sum().item() > 0:  # data-dependent Python control flow: vmap cannot run it
+            x = -x
+        return self.fc(x)
+
+
+def build(in_shape, n_classes):
+    return Net()
+"""
+
+
+def test_a_model_vmap_cannot_run_trains_one_at_a_time_and_says_why(tmp_path, data):
+    (tmp_path / "branchy.py").write_text(DATA_DEPENDENT)
+    model = resolve_model(ModelConfig(name="branchy.py:build"), tmp_path)
+    choice = fusion_choice(model, (1, 40), 10, torch.device("cuda"))
+    assert not choice.fused
+    assert choice.reason.startswith("torch.func cannot stack it (RuntimeError: ")
+    train = TrainConfig(lr=0.05, batch_size=32, iterations=3, epochs=None)
+    jobs = [TrainJob(model=model, train=train, init_state=initial_state(model, data, s),
+                     data_seed=s) for s in (0, 1)]
+    results = train_many(jobs, data, EngineOptions(progress=False, device="cpu", fuse=True))
+    assert [r.group_size for r in results] == [1, 1]

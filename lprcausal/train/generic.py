@@ -37,13 +37,6 @@ from lprcausal.config import ModelConfig, derive_seed
 from lprcausal.errors import LprError
 from lprcausal.models import build_network
 
-# vmap runs ops without a batching rule (CPU attention kernels in the probe) by a loop
-# over members: correct, so not worth a warning per op.
-warnings.filterwarnings(
-    "ignore", message="There is a performance drop because we have not yet implemented",
-    category=UserWarning,
-)
-
 _SLOW_ON_CPU = (nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _PROBE_BATCH = 3
 
@@ -110,9 +103,11 @@ def stack_problem(model: ModelConfig, in_shape: tuple[int, ...], n_classes: int)
     states = [{k: v.detach().clone() for k, v in n.state_dict().items()} for n in nets]
     cpu = torch.device("cpu")
     try:
-        fused = StackedModel(model, states, [None, None], in_shape, n_classes, cpu, torch.float32,
-                             vmapped=True)
-        got = _run_probe(fused, x)
+        with warnings.catch_warnings():
+            # vmap runs ops without a batching rule (CPU attention kernels) by a loop over
+            # the members: correct, so not worth a warning per op
+            warnings.filterwarnings("ignore", message="There is a performance drop")
+            got = _run_fused(model, states, in_shape, n_classes, x)
         want = []
         for k in range(2):
             one = StackedModel(model, [states[k]], [None], in_shape, n_classes, cpu, torch.float32)
@@ -129,6 +124,14 @@ def stack_problem(model: ModelConfig, in_shape: tuple[int, ...], n_classes: int)
             if (a[0] - b[k]).abs().max() > 1e-4 * a[0].abs().max() + 1e-6:
                 return "stacked runs do not reproduce their single runs (checked on a probe batch)"
     return None
+
+
+def _run_fused(model: ModelConfig, states, in_shape, n_classes, x) -> tuple[torch.Tensor, ...]:
+    from lprcausal.train.stacked import StackedModel
+
+    fused = StackedModel(model, states, [None, None], in_shape, n_classes, torch.device("cpu"),
+                         torch.float32, vmapped=True)
+    return _run_probe(fused, x)
 
 
 def _run_probe(model, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
