@@ -5,6 +5,8 @@ The figures draw these; they compute no statistic of their own.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import xarray as xr
 from scipy import stats as sps
@@ -24,7 +26,9 @@ def mean_ci(
         raise bad_value("level", level, "a confidence level between 0 and 1, e.g. 0.95")
     n = da.count(dim)
     mean = da.mean(dim, skipna=True)
-    sd = da.std(dim, ddof=1, skipna=True)
+    with warnings.catch_warnings():  # cells with one value: NaN sd, as documented
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sd = da.std(dim, ddof=1, skipna=True)
     df = (n - 1).where(n >= 2)
     tcrit = xr.apply_ufunc(lambda d: sps.t.ppf((1 + level) / 2, d), df)
     half = tcrit * sd / np.sqrt(n.where(n >= 2))
