@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 from conftest import TINY_DATA, TINY_MODEL, tiny_find, tiny_train
+from conftest import run_cli as run
 from user_code import PLUGIN_MODEL
 
-from lprcausal.cli import main
 from lprcausal.config import (
     EvalSpec,
     FindSpec,
@@ -24,17 +24,6 @@ from lprcausal.config import (
 from lprcausal.errors import LprError
 from lprcausal.pipeline import EvalRun, FindRun, ensure_evals, ensure_finds
 from lprcausal.usercode import resolve_find, resolve_model
-
-
-def run(capsys, *args, code: int = 0) -> str:
-    try:
-        main(list(args))
-        status = 0
-    except SystemExit as exc:
-        status = exc.code or 0
-    out, err = capsys.readouterr()
-    assert status == code, f"exit {status}\nstdout:\n{out}\nstderr:\n{err}"
-    return out if code == 0 else err
 
 
 def listing(path) -> list[str]:
