@@ -35,17 +35,15 @@ if not torch.cuda.is_available():
 print("torch", torch.__version__, "CUDA", torch.version.cuda, "GPU", torch.cuda.get_device_name(0))' || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 
-# 1. Tests: all of them, CUDA-only ones included (none may be skipped for want of a GPU).
-step tests 180 "$py" -m pytest -q -rfEs -p no:cacheprovider tests
-
-# 2. The engine against a plain per-run loop on the GPU.
-step bench_fp32 150 "$py" benchmarks/fused_training.py --device cuda --repeats 2
-step bench_bf16 60 "$py" benchmarks/fused_training.py --device cuda --precision bf16 \
-    --only ResNet --repeats 2
-step bench_cudnn_benchmark 60 "$py" benchmarks/fused_training.py --device cuda --cudnn-benchmark \
+# 1. The engine's CUDA tests first (CUDA graphs included), then the ResNet-20 benchmark
+#    against a plain per-run loop, with and without CUDA graphs, in fp32 and bf16.
+step tests_cuda 120 "$py" -m pytest -q -rfEs -p no:cacheprovider tests/test_engine_graphs.py \
+    tests/test_engine_cuda.py
+step bench_resnet 120 "$py" benchmarks/fused_training.py --device cuda --only ResNet --repeats 2
+step bench_resnet_bf16 90 "$py" benchmarks/fused_training.py --device cuda --precision bf16 \
     --only ResNet --repeats 2
 
-# 3. A ResNet-20 study on synthetic CIFAR-10, sampling the GPU's memory while it runs.
+# 2. A ResNet-20 study on synthetic CIFAR-10, sampling the GPU's memory while it runs.
 data=$work/data
 "$py" benchmarks/synthetic_cifar10.py "$data" --n-train 5000 --n-test 1000
 nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 >"$out/gpu_memory.csv" 2>/dev/null &
@@ -56,6 +54,18 @@ step study 150 "$py" -m lprcausal study run benchmarks/cuda_resnet20_study.toml 
 kill "$sampler" 2>/dev/null
 peak=$(sort -n "$out/gpu_memory.csv" 2>/dev/null | tail -n 1)
 echo "   peak GPU memory in use during the study (whole device): ${peak:-unknown} MiB"
+# The same study on a Dask LocalCluster (one worker per GPU) into a second store.
+step study_dask 120 "$py" -m lprcausal study run benchmarks/cuda_resnet20_study.toml \
+    --store "$work/runs_dask" --results "$work/results_dask" --data-root "$data" \
+    --device cuda --executor dask --no-progress
+"$py" - "$work/results/cuda_resnet20" "$work/results_dask/cuda_resnet20" <<'EOF'
+import sys
+import xarray as xr
+for name in ("decoupled.nc", "transplant.nc"):
+    a, b = (xr.load_dataset(f"{d}/{name}") for d in sys.argv[1:3])
+    diff = float(abs(a["acc"] - b["acc"]).max())
+    print(f"   {name}: local vs Dask, largest accuracy difference {diff:.4f}")
+EOF
 step stats 60 "$py" -m lprcausal stats "$work/results/cuda_resnet20"
 step figures 60 "$py" -m lprcausal figures "$work/results/cuda_resnet20" --out "$work/figures"
 "$py" - "$work/runs" <<'EOF'
@@ -77,6 +87,11 @@ for kind, rows in sorted(by_kind.items()):
           f"devices {sorted({str(r[1]) for r in rows})}, test accuracy "
           f"{min(accs):.3f} to {max(accs):.3f} (mean {sum(accs) / len(accs):.3f})")
 EOF
+
+# 3. The whole test suite (none of its CUDA-only tests may be skipped for want of a GPU),
+#    then every benchmark case.
+step tests 240 "$py" -m pytest -q -rfEs -p no:cacheprovider tests
+step bench_fp32 200 "$py" benchmarks/fused_training.py --device cuda --repeats 2
 
 echo "== done: $([ $failed -eq 0 ] && echo 'every step passed' || echo 'SOME STEP FAILED')"
 exit $failed

@@ -28,6 +28,7 @@ K = 8 and 32, VGG-11 and LeNet-5 at K = 16, the MNIST-1D MLP at K = 64).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import statistics
@@ -253,6 +254,7 @@ def bench_case(case: Case, args, peak: float) -> list[tuple]:
         compile=args.compile,
         fuse=True,
         precision=args.precision,
+        cuda_graphs=False if args.cuda_graphs == "off" else "auto",
     )
     flops = train_flops_per_sample(case)
     B = args.batch_size
@@ -268,10 +270,14 @@ def bench_case(case: Case, args, peak: float) -> list[tuple]:
             lambda: plain_loop_seconds_per_step(case, on_device, B, steps, args.precision),
         )
     ]
-    for k in (1, *ks):
-        runners.append(
-            ("engine", k, lambda k=k: engine_seconds_per_step(case, data, k, B, steps, options))
-        )
+    engines = [("engine", options)]
+    if args.device != "cpu" and args.cuda_graphs == "both":
+        engines.append(("no graphs", dataclasses.replace(options, cuda_graphs=False)))
+    for name, opts in engines:
+        for k in (1, *ks):
+            runners.append(
+                (name, k, lambda k=k, o=opts: engine_seconds_per_step(case, data, k, B, steps, o))
+            )
     # Repeats are interleaved across runners, so a burst of outside load hits them alike.
     times: list[list[float]] = [[] for _ in runners]
     for _ in range(args.repeats):
@@ -325,6 +331,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument(
         "--precision", choices=("fp32", "bf16"), default="fp32", help="bf16: autocast (CUDA)"
+    )
+    parser.add_argument(
+        "--cuda-graphs",
+        choices=("auto", "off", "both"),
+        default="both",
+        help="engine rows with CUDA graphs (auto), without (off), or both rows (CUDA only)",
     )
     parser.add_argument(
         "--cudnn-benchmark",

@@ -135,6 +135,10 @@ def runtime_options(func: Callable) -> Callable:
                      help="Train compatible runs together as one stacked model [default: "
                           "auto: always on CUDA; on the CPU except 2D-conv models, which "
                           "run faster one by one there]."),
+        click.option("--cuda-graphs/--no-cuda-graphs", default=None,
+                     help="On CUDA, replay each group's training step as a CUDA graph "
+                          "[default: auto: the built-in models; models given by import "
+                          "path only with --cuda-graphs]."),
         click.option("--max-members", type=int, default=None,
                      help="Cap on runs trained together (default: memory budget)."),
         click.option("--progress/--no-progress", default=True, show_default=True,
@@ -150,6 +154,7 @@ def runtime_options(func: Callable) -> Callable:
             device=None if device == "auto" else pick_device(device),
             fuse="auto" if (fuse := kwargs.pop("fuse")) is None else fuse,
             max_members=kwargs.pop("max_members"),
+            cuda_graphs="auto" if (graphs := kwargs.pop("cuda_graphs")) is None else graphs,
             progress=kwargs.pop("progress"),
         )
         kwargs["ctx"] = Context.at(

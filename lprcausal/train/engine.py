@@ -35,6 +35,7 @@ from lprcausal.errors import LprError
 from lprcausal.train.batches import MemberBatches
 from lprcausal.train.budget import group_capacity
 from lprcausal.train.generic import fusion_choice, run_random_state, stack_problem
+from lprcausal.train.graphed import GraphedStep
 from lprcausal.train.jobs import TrainJob, TrainResult
 from lprcausal.train.optim import FusedOptimizer
 from lprcausal.train.stacked import StackedModel
@@ -59,6 +60,9 @@ class EngineOptions:
     ``compile``: ``torch.compile`` the forward + loss of each group (off by default:
     compiling costs tens of seconds per group shape and pays off only for long runs).
     Compilation and bf16 use the autograd path, also for models with a hand step.
+    ``cuda_graphs``: on CUDA, capture each group's training step as a CUDA graph and
+    replay it (see :mod:`lprcausal.train.graphed`). ``"auto"``: for the built-in models
+    (not under ``compile``); ``True`` also for models given by import path; ``False``: never.
     """
 
     device: str | torch.device | None = None
@@ -69,6 +73,7 @@ class EngineOptions:
     dtype: torch.dtype = torch.float32
     progress: bool = True
     compile: bool = False
+    cuda_graphs: bool | str = "auto"
 
     def __post_init__(self):
         _check_options(self)
@@ -107,6 +112,11 @@ def _check_device(options: EngineOptions, device: torch.device) -> None:
             f"precision = {options.precision!r} needs a CUDA device (device is {device}); "
             "use precision = 'fp32' on the CPU."
         )
+    if options.cuda_graphs is True and device.type != "cuda":
+        raise LprError(
+            f"cuda_graphs = true needs a CUDA device (device is {device}); use 'auto' or "
+            "false on the CPU."
+        )
 
 
 def _check_options(options: EngineOptions) -> None:
@@ -119,6 +129,10 @@ def _check_options(options: EngineOptions) -> None:
         raise LprError(
             f"memory_fraction = {options.memory_fraction!r} is not valid: expected a "
             "fraction in (0, 1]."
+        )
+    if options.cuda_graphs not in (True, False, "auto"):
+        raise LprError(
+            f"cuda_graphs = {options.cuda_graphs!r} is not valid: expected true, false or 'auto'."
         )
     if options.fuse not in (True, False, "auto"):
         raise LprError(f"fuse = {options.fuse!r} is not valid: expected true, false or 'auto'.")
@@ -254,9 +268,13 @@ def _train_group(jobs: list[TrainJob], data: Dataset, device, options: EngineOpt
     captures = _captures(jobs, total)
     snapshots: list[dict[int, dict]] = [{} for _ in jobs]
     use_bf16 = options.precision == "bf16"
+    graphs = _use_graphs(options, device, jobs[0].model)
 
     def autocast():
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
+        # A CUDA graph must not keep autocast's cached weight casts from capture.
+        return torch.autocast(
+            device.type, dtype=torch.bfloat16, enabled=use_bf16, cache_enabled=not graphs
+        )
 
     loss_fn = _loss_function(model, options)
     # MLPs and 1D CNNs train by a hand-written step (same math, no per-step allocations);
@@ -264,6 +282,33 @@ def _train_group(jobs: list[TrainJob], data: Dataset, device, options: EngineOpt
     hand = None
     if options.precision == "fp32" and not options.compile:
         hand = model.hand_step(configs[0].batch_size)
+
+    def forward_backward(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The members' losses; their gradients land in ``model.grad``."""
+        if hand is not None:
+            return hand(x, y)
+        with autocast():
+            losses = loss_fn(x, y)
+        model.backward(losses.sum())
+        return losses
+
+    def update(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One step without advancing the optimizer's counter (the graph's body)."""
+        losses = forward_backward(x, y)
+        opt.update(model.flat, model.grad)
+        return losses
+
+    def eager_step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        losses = forward_backward(x, y)
+        opt.step(model.flat, model.grad)
+        return losses
+
+    step_fn = eager_step
+    if graphs:
+        opt.use_static_rows()
+        step_fn = GraphedStep(
+            update, forward_backward, list(model.buffers.values()), opt.load_rows, opt.advance
+        )
     train_loss: list[list[float]] = []
     val_acc: list[torch.Tensor] = []
     loss_sum = torch.zeros(K, device=device, dtype=torch.float64)
@@ -276,13 +321,7 @@ def _train_group(jobs: list[TrainJob], data: Dataset, device, options: EngineOpt
         if step % spe == 0:
             batches.new_epoch()
         x, y = batches.batch(step % spe)
-        if hand is not None:
-            losses = hand(x, y)
-        else:
-            with autocast():
-                losses = loss_fn(x, y)
-            model.backward(losses.sum())
-        opt.step(model.flat, model.grad)
+        losses = step_fn(x, y)
         loss_sum += losses.detach()
         in_block += 1
         if in_block == spe or step == total - 1:
@@ -318,6 +357,12 @@ def _train_group(jobs: list[TrainJob], data: Dataset, device, options: EngineOpt
             )
         )
     return results
+
+
+def _use_graphs(options: EngineOptions, device: torch.device, model: ModelConfig) -> bool:
+    if device.type != "cuda" or options.compile or options.cuda_graphs is False:
+        return False
+    return options.cuda_graphs is True or not model.is_user
 
 
 def _progress(total: int, jobs: list[TrainJob], options: EngineOptions):

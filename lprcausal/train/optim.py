@@ -9,6 +9,11 @@ host work or host-to-device copies. The arithmetic follows ``torch.optim.SGD`` /
 ``Adam`` / ``AdamW`` (single-tensor path) operation by operation, so each member
 reproduces a plain ``torch.optim`` loop up to float rounding.
 
+Per-step values are read through :meth:`FusedOptimizer.row`: normally a view of the
+table at step ``t``; after :meth:`FusedOptimizer.use_static_rows` (a CUDA graph replays
+one captured step, so it needs the same addresses every step) from buffers that
+:meth:`FusedOptimizer.load_rows` fills before each replay. Both read the same values.
+
 Masks: the weights are masked once when the group is built, and every gradient is
 multiplied by the keep-mask before it enters the optimizer. A pruned weight then has
 zero gradient, zero weight-decay term and zero momentum / Adam moments, so every
@@ -51,6 +56,7 @@ class FusedOptimizer:
         ((self.kind, self.nesterov),) = kinds
         self.keep = keep
         self.t = 0
+        self._static: dict[str, torch.Tensor] | None = None
         dev, dt = flat.device, flat.dtype
         f64 = torch.float64
 
@@ -82,16 +88,40 @@ class FusedOptimizer:
         self.exp_avg_sq = torch.zeros_like(flat)
         self.tmp = torch.empty_like(flat)
 
-    @torch.no_grad()
+    def row(self, name: str) -> torch.Tensor:
+        """The ``[K, 1]`` value of the per-step table ``name`` at the current step."""
+        if self._static is not None:
+            return self._static[name]
+        return getattr(self, name)[self.t]
+
+    def use_static_rows(self) -> None:
+        """Read per-step values from buffers with fixed addresses (see :meth:`load_rows`)."""
+        names = [n for n in ("neg_lr", "neg_step_size", "bc2_sqrt", "decay") if hasattr(self, n)]
+        self._static = {n: getattr(self, n)[0].clone() for n in names}
+
+    def load_rows(self) -> None:
+        """Copy step ``t``'s row of every per-step table into its static buffer."""
+        for name, buf in (self._static or {}).items():
+            buf.copy_(getattr(self, name)[self.t])
+
     def step(self, flat: torch.Tensor, grad: torch.Tensor) -> None:
         """Apply one update in place to ``flat`` given its gradient ``grad`` (consumed)."""
+        self.update(flat, grad)
+        self.advance()
+
+    def advance(self) -> None:
+        """On to the next step's hyperparameters."""
+        self.t += 1
+
+    @torch.no_grad()
+    def update(self, flat: torch.Tensor, grad: torch.Tensor) -> None:
+        """:meth:`step` without advancing the step counter ``t`` (a CUDA graph's body)."""
         if self.keep is not None:
             grad.mul_(self.keep)
         if self.kind == "sgd":
             self._sgd(flat, grad)
         else:
             self._adam(flat, grad)
-        self.t += 1
 
     def _sgd(self, flat: torch.Tensor, grad: torch.Tensor) -> None:
         if self.weight_decay is not None:
@@ -104,19 +134,18 @@ class FusedOptimizer:
                 grad.addcmul_(self.buf, self.momentum)
             else:
                 direction = self.buf
-        flat.addcmul_(direction, self.neg_lr[self.t])
+        flat.addcmul_(direction, self.row("neg_lr"))
 
     def _adam(self, flat: torch.Tensor, grad: torch.Tensor) -> None:
-        t = self.t
         if self.weight_decay is not None:
             if self.kind == "adamw":
-                flat.mul_(self.decay[t])  # decoupled: p *= 1 - lr * wd
+                flat.mul_(self.row("decay"))  # decoupled: p *= 1 - lr * wd
             else:
                 grad.addcmul_(flat, self.weight_decay)
         self.exp_avg.lerp_(grad, self.one_minus_beta1)
         torch.mul(grad, self.one_minus_beta2, out=self.tmp)
         self.exp_avg_sq.mul_(self.beta2).addcmul_(self.tmp, grad)  # b2 * v + (1 - b2) * g * g
         denom = torch.sqrt(self.exp_avg_sq, out=self.tmp)
-        denom.div_(self.bc2_sqrt[t]).add_(self.eps)
+        denom.div_(self.row("bc2_sqrt")).add_(self.eps)
         torch.div(self.exp_avg, denom, out=denom)
-        flat.addcmul_(denom, self.neg_step_size[t])
+        flat.addcmul_(denom, self.row("neg_step_size"))
