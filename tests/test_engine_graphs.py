@@ -9,6 +9,9 @@ and a step that cannot be captured falls back to the eager step with a warning.
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
+
 import pytest
 import torch
 from test_engine import (
@@ -83,11 +86,14 @@ def no_tf32():
 
 
 def graphed_and_eager(jobs, data, **options):
+    """The jobs trained with CUDA graphs (a capture that fails is an error here) and without."""
     out = []
     for graphs in (True, False):
         opts = EngineOptions(device="cuda", progress=False, fuse=True, cuda_graphs=graphs,
                              **options)
-        out.append(train_many(jobs, data, opts))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message="CUDA graph capture failed")
+            out.append(train_many(jobs, data, opts))
     return out
 
 
@@ -156,7 +162,9 @@ def test_a_step_that_cannot_be_captured_trains_eagerly_with_a_warning(no_tf32):
     state = {k: v.detach().clone() for k, v in Syncing().state_dict().items()}
     model = ModelConfig(name="test_engine_graphs:Syncing")
     jobs = [TrainJob(model=model, train=train(**SGD_MEMBERS[0]), init_state=state, data_seed=1)]
-    with pytest.warns(RuntimeWarning, match="CUDA graph capture failed"):
-        (graphed,), (eager,) = graphed_and_eager(jobs, data)
+    graphs = EngineOptions(device="cuda", progress=False, cuda_graphs=True)
+    with pytest.warns(RuntimeWarning, match="CUDA graph capture failed.*synchroniz"):
+        (graphed,) = train_many(jobs, data, graphs)
+    (eager,) = train_many(jobs, data, dataclasses.replace(graphs, cuda_graphs=False))
     assert_states_close(graphed.state, eager.state, atol=1e-6)
     assert graphed.train_loss == pytest.approx(eager.train_loss, abs=1e-6)

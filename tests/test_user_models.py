@@ -4,6 +4,7 @@ built-ins, the user's own network on the CLI, and clear errors for every bad inp
 from __future__ import annotations
 
 import json
+from importlib import metadata
 
 import pytest
 import torch
@@ -60,6 +61,9 @@ def test_editing_one_character_of_the_model_file_changes_the_run_id(tmp_path):
     assert spec_from_record({"kind": "find", "spec": second.to_dict()}) == second
 
 
+INSTALLED = (metadata.packages_distributions().get("lprcausal") or [None])[0]
+
+
 def test_builtin_mlp_by_import_path_gives_the_same_masks_and_accuracies(ctx):
     by_path = ModelConfig(name="lprcausal.models.factories:mlp",
                           kwargs=Kwargs.of({"widths": list(TINY_MODEL.widths)}))
@@ -68,7 +72,8 @@ def test_builtin_mlp_by_import_path_gives_the_same_masks_and_accuracies(ctx):
     assert len(set(ids)) == 4
     builtin, plugin = [FindRun(ctx.store, i) for i in ids[:2]], [FindRun(ctx.store, i) for i in ids[2:]]
     for a, b in zip(builtin, plugin, strict=True):
-        assert b.spec.model.code.package == "lprcausal"
+        # the installed distribution's name; None when lprcausal runs from a source tree
+        assert b.spec.model.code.package == INSTALLED
         assert a.prunable == b.prunable == ["hidden.0.weight", "hidden.1.weight", "fc.weight"]
         assert a.metrics["find_acc"] == b.metrics["find_acc"]
         assert a.metrics["pruned_acc"] == b.metrics["pruned_acc"]

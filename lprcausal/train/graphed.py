@@ -14,17 +14,32 @@ each replay. Replay runs the same kernels on the same addresses as the eager ste
 Capture needs a step without host synchronization or data-dependent Python control
 flow. The built-in models qualify; a model given by import path is graphed only when
 asked (``EngineOptions(cuda_graphs=True)``), since a Python branch inside its forward
-would be frozen at capture. When capture fails the step runs eagerly, with a warning.
+would be frozen at capture. The warm-up steps run with CUDA's synchronization check
+set to raise, so a step that reads a value back to the host (``.item()``,
+``nonzero``, ...) is never captured: it trains eagerly, with a warning, as does any
+step whose capture fails.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import torch
 
 _WARMUP_STEPS = 2
+
+
+@contextmanager
+def _no_host_sync():
+    """Raise on any operation that synchronizes with the host (it would break a capture)."""
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
 
 
 class GraphedStep:
@@ -81,7 +96,8 @@ class GraphedStep:
         try:
             with torch.cuda.stream(side):
                 for _ in range(_WARMUP_STEPS):
-                    self.forward_backward(self.x, self.y)
+                    with _no_host_sync():
+                        self.forward_backward(self.x, self.y)
                 for t, s in zip(self.state, saved, strict=True):
                     t.copy_(s)
                 self.before_replay()  # the static hyperparameter rows hold this step's values
