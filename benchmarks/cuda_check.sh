@@ -8,7 +8,7 @@
 #
 # WORK (default OUT_DIR/work) holds the synthetic data, the run store and the results.
 #
-# About 8 minutes on one H200; the measured numbers are in benchmarks/README.md ("CUDA").
+# About 7 minutes on one H200; the measured numbers are in benchmarks/README.md ("CUDA").
 # PYTHON selects the interpreter (default python3); the exit status is non-zero if any step failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."

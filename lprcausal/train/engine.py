@@ -13,7 +13,8 @@ ordinary single-run case: there is no second training loop.
 Each step computes the members' losses and gradients either by autograd through the
 stacked model, or, for the ReLU chains with a hand-written step (MLPs, 1D CNNs; see
 :mod:`lprcausal.train.hand_step`), by explicit backpropagation into buffers allocated
-once; then one fused optimizer update (:mod:`lprcausal.train.optim`).
+once; then one fused optimizer update (:mod:`lprcausal.train.optim`). On CUDA the
+whole step is captured once as a CUDA graph and replayed (:mod:`lprcausal.train.graphed`).
 """
 
 from __future__ import annotations
