@@ -29,7 +29,7 @@ if sys.version_info >= (3, 11):
 else:  # the same parser, packaged for Python 3.10
     import tomli as tomllib
 
-from lprcausal.errors import LprError
+from lprcausal.errors import LprError, bad_value, check_choice, did_you_mean, wrong_type
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine")
@@ -117,14 +117,10 @@ class _Config:
         known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
         unknown = [k for k in data if k not in known]
         if unknown:
-            from difflib import get_close_matches
-
             key = unknown[0]
-            near = get_close_matches(key, list(known), n=1)
-            hint = f" Did you mean '{near[0]}'?" if near else ""
             raise LprError(
-                f"Unknown option '{where}.{key}'.{hint} Valid options of {where} are: "
-                f"{', '.join(sorted(known))}."
+                f"Unknown option '{where}.{key}'.{did_you_mean(key, known)} Valid options of "
+                f"{where} are: {', '.join(sorted(known))}."
             )
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
@@ -158,7 +154,7 @@ def _coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
         return Kwargs.of(value, where)
     if ann.startswith("tuple"):
         if not isinstance(value, (list, tuple)):
-            raise LprError(f"{where} = {value!r} has the wrong type: expected a list.")
+            raise wrong_type(where, value, "a list")
         inner = ann[ann.index("[") + 1 : ann.index(",") if "," in ann else ann.index("]")]
         return tuple(_check_scalar(v, inner.strip(), where) for v in value)
     base = ann.replace(" | None", "").strip()
@@ -175,13 +171,13 @@ def _check_scalar(value: Any, type_name: str, where: str) -> Any:
     if type_name == "int | str":
         if isinstance(value, (int, str)) and not isinstance(value, bool):
             return value
-        raise LprError(f"{where} = {value!r} has the wrong type: expected an integer or a string.")
+        raise wrong_type(where, value, "an integer or a string")
     expected = _TYPES.get(type_name)
     if expected is None or (isinstance(value, expected) and not (
         expected is not bool and isinstance(value, bool)
     )):
         return value
-    raise LprError(f"{where} = {value!r} has the wrong type: expected {type_name}.")
+    raise wrong_type(where, value, type_name)
 
 
 _TOML_SCALARS = (bool, int, float, str)
@@ -201,9 +197,8 @@ class Kwargs(tuple):
         if isinstance(value, Kwargs):
             return value
         if not isinstance(value, dict):
-            raise LprError(
-                f"{where} = {value!r} has the wrong type: expected a table of keyword "
-                "arguments such as { depth = 2, act = 'gelu' }."
+            raise wrong_type(
+                where, value, "a table of keyword arguments such as { depth = 2, act = 'gelu' }"
             )
         pairs = []
         for key, v in value.items():
@@ -222,18 +217,12 @@ class Kwargs(tuple):
 def _kwarg_value(value: Any, where: str) -> Any:
     if isinstance(value, (list, tuple)):
         if not all(isinstance(v, _TOML_SCALARS) for v in value):
-            raise LprError(
-                f"{where} = {value!r} is not valid: expected an array of numbers, strings "
-                "or booleans."
-            )
+            raise bad_value(where, value, "an array of numbers, strings or booleans")
         return tuple(value)
     if isinstance(value, float) and not math.isfinite(value):
-        raise LprError(f"{where} = {value!r} is not valid: expected a finite number.")
+        raise bad_value(where, value, "a finite number")
     if not isinstance(value, _TOML_SCALARS):
-        raise LprError(
-            f"{where} = {value!r} has the wrong type: expected a number, a string, a "
-            "boolean or an array of them."
-        )
+        raise wrong_type(where, value, "a number, a string, a boolean or an array of them")
     return value
 
 
@@ -310,33 +299,26 @@ class TrainConfig(_Config):
         return out
 
     def validate(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise LprError(
-                f"optimizer = {self.optimizer!r} is not known: expected one of {', '.join(OPTIMIZERS)}."
-            )
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise LprError(f"lr = {self.lr!r} is not valid: expected a positive learning rate.")
+            raise bad_value("lr", self.lr, "a positive learning rate")
         if not 0 <= self.momentum < 1:
-            raise LprError(f"momentum = {self.momentum!r} is not valid: expected 0 <= momentum < 1.")
+            raise bad_value("momentum", self.momentum, "0 <= momentum < 1")
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise LprError(
                 "nesterov = true needs optimizer = 'sgd' with momentum > 0 "
                 f"(got optimizer = {self.optimizer!r}, momentum = {self.momentum})."
             )
         if not (_finite(self.weight_decay) and self.weight_decay >= 0):
-            raise LprError(
-                f"weight_decay = {self.weight_decay!r} is not valid: expected a finite value >= 0."
-            )
+            raise bad_value("weight_decay", self.weight_decay, "a finite value >= 0")
         for name in ("beta1", "beta2"):
             value = getattr(self, name)
             if not (_finite(value) and 0 <= value < 1):
-                raise LprError(f"{name} = {value!r} is not valid: expected 0 <= {name} < 1.")
+                raise bad_value(name, value, f"0 <= {name} < 1")
         if not (_finite(self.eps) and self.eps > 0):
-            raise LprError(f"eps = {self.eps!r} is not valid: expected a finite value > 0.")
+            raise bad_value("eps", self.eps, "a finite value > 0")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise LprError(
-                f"batch_size = {self.batch_size!r} is not valid: expected a positive integer."
-            )
+            raise bad_value("batch_size", self.batch_size, "a positive integer")
         if (self.epochs is None) == (self.iterations is None):
             raise LprError(
                 f"epochs = {self.epochs!r}, iterations = {self.iterations!r}: expected exactly "
@@ -345,17 +327,14 @@ class TrainConfig(_Config):
         length = self.epochs if self.epochs is not None else self.iterations
         if not isinstance(length, int) or length < 1:
             name = "epochs" if self.epochs is not None else "iterations"
-            raise LprError(f"{name} = {length!r} is not valid: expected a positive integer.")
-        if self.schedule not in SCHEDULES:
-            raise LprError(
-                f"schedule = {self.schedule!r} is not known: expected one of {', '.join(SCHEDULES)}."
-            )
+            raise bad_value(name, length, "a positive integer")
+        check_choice("schedule", self.schedule, SCHEDULES)
         for m in self.milestones:
             parse_point(m, "milestones")
         if self.warmup.strip() != "init":
             parse_point(self.warmup, "warmup")
         if not 0 < self.gamma <= 1:
-            raise LprError(f"gamma = {self.gamma!r} is not valid: expected 0 < gamma <= 1.")
+            raise bad_value("gamma", self.gamma, "0 < gamma <= 1")
         self._check_warmup_fits(None)
 
     def _check_warmup_fits(self, n_train: int | None) -> None:
@@ -441,9 +420,7 @@ class DataConfig(_Config):
 
     def __post_init__(self):
         if not 0 <= self.val_fraction < 1:
-            raise LprError(
-                f"val_fraction = {self.val_fraction!r} is not valid: expected 0 <= val_fraction < 1."
-            )
+            raise bad_value("val_fraction", self.val_fraction, "0 <= val_fraction < 1")
         if self.image_size is not None and (
             self.name != "folder" or isinstance(self.image_size, bool) or self.image_size < 1
         ):
@@ -534,38 +511,26 @@ class PruneConfig(_Config):
     )
 
     def __post_init__(self):
-        if self.method not in PRUNE_METHODS:
-            raise LprError(
-                f"method = {self.method!r} is not known: expected one of {', '.join(PRUNE_METHODS)}."
-            )
+        check_choice("method", self.method, PRUNE_METHODS)
         self._check_structure()
         for key in ("include", "exclude"):
             for pattern in getattr(self, key):
                 if not isinstance(pattern, str) or not pattern.strip():
-                    raise LprError(
-                        f"{key} = {pattern!r} is not valid: expected a non-empty glob over "
-                        "parameter names, e.g. 'blocks.*.weight'."
-                    )
+                    raise bad_value(key, pattern, "a non-empty glob over parameter names, "
+                                    "e.g. 'blocks.*.weight'")
+
         if not self.sparsities:
             raise LprError("sparsities = [] is empty: expected at least one target sparsity.")
         for s in self.sparsities:
             check_sparsity(s)
         if not 0 < self.rate < 1:
-            raise LprError(f"rate = {self.rate!r} is not valid: expected 0 < rate < 1.")
+            raise bad_value("rate", self.rate, "0 < rate < 1")
         if self.rewind.strip() != "init":
             parse_point(self.rewind, "rewind")
 
     def _check_structure(self) -> None:
-        if self.structure not in PRUNE_STRUCTURES:
-            raise LprError(
-                f"structure = {self.structure!r} is not known: expected one of "
-                f"{', '.join(PRUNE_STRUCTURES)}."
-            )
-        if self.unit_norm not in UNIT_NORMS:
-            raise LprError(
-                f"unit_norm = {self.unit_norm!r} is not known: expected one of "
-                f"{', '.join(UNIT_NORMS)}."
-            )
+        check_choice("structure", self.structure, PRUNE_STRUCTURES)
+        check_choice("unit_norm", self.unit_norm, UNIT_NORMS)
         if self.structure == "unit" and self.method != "oneshot":
             raise LprError(
                 f"structure = 'unit' with method = {self.method!r} is not supported: "
@@ -595,9 +560,7 @@ class PruneConfig(_Config):
 
 def check_sparsity(s: float, field_name: str = "sparsity") -> float:
     if not isinstance(s, (int, float)) or isinstance(s, bool) or not 0 <= s < 1:
-        raise LprError(
-            f"{field_name} = {s!r} is not valid: expected a fraction of weights removed, 0 <= s < 1."
-        )
+        raise bad_value(field_name, s, "a fraction of weights removed, 0 <= s < 1")
     return float(s)
 
 
@@ -635,12 +598,9 @@ class MaskSpec(_Config):
     seed: int = 0
 
     def __post_init__(self):
-        if self.kind not in MASK_KINDS:
-            raise LprError(
-                f"mask kind = {self.kind!r} is not known: expected one of {', '.join(MASK_KINDS)}."
-            )
+        check_choice("mask kind", self.kind, MASK_KINDS)
         if self.alpha is not None and not 0 <= self.alpha <= 1:
-            raise LprError(f"alpha = {self.alpha!r} is not valid: expected 0 <= alpha <= 1.")
+            raise bad_value("alpha", self.alpha, "0 <= alpha <= 1")
 
 
 @dataclass(frozen=True)
@@ -663,10 +623,7 @@ class EvalSpec(_Config):
 
     def __post_init__(self):
         check_sparsity(self.sparsity)
-        if self.mode not in EVAL_MODES:
-            raise LprError(
-                f"mode = {self.mode!r} is not known: expected one of {', '.join(EVAL_MODES)}."
-            )
+        check_choice("mode", self.mode, EVAL_MODES)
 
 
 @dataclass(frozen=True)
@@ -760,8 +717,8 @@ SPEC_TYPES: dict[str, type[_Config]] = {
 
 def spec_from_record(record: dict[str, Any]) -> FindSpec | EvalSpec:
     kind = record.get("kind")
-    if kind not in SPEC_TYPES:
-        raise LprError(f"run kind = {kind!r} is not known: expected one of {', '.join(SPEC_TYPES)}.")
+    check_choice("run kind", kind, SPEC_TYPES)
+
     return SPEC_TYPES[kind].from_dict(record["spec"], kind)
 
 

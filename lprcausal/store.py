@@ -40,7 +40,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from lprcausal.config import spec_from_record, spec_hash
-from lprcausal.errors import LprError
+from lprcausal.errors import LprError, bad_value
 from lprcausal.filemode import open_to_user
 
 RUN_FILE = "run.json"
@@ -55,10 +55,8 @@ log = logging.getLogger(__name__)
 def check_name(name: str, field: str = "name") -> str:
     """``name`` if it can name a run; an LprError naming what is wrong otherwise."""
     if not isinstance(name, str) or not _NAME.match(name) or _ID.match(name):
-        raise LprError(
-            f"{field} = {name!r} is not valid: expected letters, digits, '_', '.', '-' "
-            "(not starting with a symbol, and not a 16-hex-digit run id)."
-        )
+        raise bad_value(field, name, "letters, digits, '_', '.', '-' (not starting with a "
+                        "symbol, and not a 16-hex-digit run id)")
     if len(name) > MAX_NAME:
         raise LprError(
             f"{field} = {name[:24]!r}... is {len(name)} characters long: expected at most "
@@ -153,7 +151,8 @@ class RunStore:
     # ------------------------------------------------------------------ layout
     def run_dir(self, run_id: str) -> Path:
         if not _ID.match(str(run_id)):
-            raise LprError(f"run id = {run_id!r} is not valid: expected 16 hex digits.")
+            raise bad_value("run id", run_id, "16 hex digits")
+
         return self.root / run_id
 
     def exists(self, run_id: str) -> bool:

@@ -33,7 +33,7 @@ from lprcausal.config import (
     check_sparsity,
     load_toml,
 )
-from lprcausal.errors import LprError
+from lprcausal.errors import LprError, bad_value
 from lprcausal.pipeline import EvalRun, FindRun, ensure_evals, ensure_finds
 from lprcausal.store import check_name
 from lprcausal.usercode import resolve_find
@@ -198,10 +198,8 @@ def parse_model_args(items) -> dict:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key.isidentifier():
-            raise LprError(
-                f"--model-arg = {item!r} is not valid: expected KEY=VALUE with KEY a keyword "
-                "argument name, e.g. --model-arg depth=2 or --model-arg act=gelu."
-            )
+            raise bad_value("--model-arg", item, "KEY=VALUE with KEY a keyword argument name, "
+                            "e.g. --model-arg depth=2 or --model-arg act=gelu")
         try:
             value = tomllib.loads(f"v = {text.strip()}")["v"]
         except tomllib.TOMLDecodeError:

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from lprcausal.config import TrainConfig, load_toml
-from lprcausal.errors import LprError
+from lprcausal.errors import LprError, bad_value
 from lprcausal.pipeline import Context
 from lprcausal.train import EngineOptions, pick_device
 
@@ -90,10 +90,8 @@ def _comma_list(text: str, flag: str, kind: type) -> list:
     try:
         return [kind(x) for x in text.replace(" ", "").split(",") if x]
     except ValueError:
-        raise LprError(
-            f"{flag} = {text!r} is not valid: expected comma-separated {kind.__name__} values "
-            "like 300,100."
-        ) from None
+        raise bad_value(flag, text, f"comma-separated {kind.__name__} values like 300,100") from None
+
 
 
 def train_options(prefix: str = "") -> Callable:

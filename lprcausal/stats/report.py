@@ -25,7 +25,7 @@ import statsmodels
 import xarray as xr
 
 from lprcausal import __version__
-from lprcausal.errors import LprError
+from lprcausal.errors import LprError, bad_value
 from lprcausal.results.io import load_results_dir, save_dataset
 from lprcausal.stats import analyses
 from lprcausal.stats.paired import min_sign_flip_p
@@ -65,15 +65,11 @@ def find_results(results_dir: str | Path) -> dict[str, xr.Dataset]:
 
 def check_options(level: float, tost_margin: float) -> None:
     if not (isinstance(level, (int, float)) and 0.5 < level < 1):
-        raise LprError(
-            f"--level = {level!r} is not valid: expected a confidence level "
-            "between 0.5 and 1, e.g. 0.95."
-        )
+        raise bad_value("--level", level, "a confidence level between 0.5 and 1, e.g. 0.95")
     if not (isinstance(tost_margin, (int, float)) and 0 < tost_margin < 1):
-        raise LprError(
-            f"--tost-margin = {tost_margin!r} is not valid: expected 0 < margin < 1 "
-            "(accuracy as a fraction; 0.01 = one accuracy point)."
-        )
+        raise bad_value("--tost-margin", tost_margin, "0 < margin < 1 (accuracy as a fraction; "
+                        "0.01 = one accuracy point)")
+
 
 
 def analyze(

@@ -18,7 +18,7 @@ import xarray as xr
 
 from lprcausal import __version__
 from lprcausal.config import spec_hash
-from lprcausal.errors import LprError
+from lprcausal.errors import LprError, check_choice
 from lprcausal.pipeline import Context
 from lprcausal.pipeline.find import check_find
 from lprcausal.provenance import git_commit
@@ -173,10 +173,7 @@ class Study:
         ``workers`` workers, ``processes`` or threads; or the cluster at ``scheduler``).
         ``progress`` defaults to the engine's setting.
         """
-        if executor not in EXECUTORS:
-            raise LprError(
-                f"executor = {executor!r} is not known: expected one of {', '.join(EXECUTORS)}."
-            )
+        check_choice("executor", executor, EXECUTORS)
         if scheduler and executor != "dask":
             raise LprError(
                 f"scheduler = {scheduler!r} is given with executor = {executor!r}: "

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from lprcausal.config import EvalSpec, FindSpec, spec_hash
-from lprcausal.errors import LprError
+from lprcausal.errors import LprError, bad_value
 from lprcausal.pipeline import Context, FindRun, ensure_evals, ensure_finds
 from lprcausal.store import RunStore
 from lprcausal.study.graph import JobGraph, chunks, eval_needs
@@ -293,7 +293,8 @@ def local_cluster_size(workers: int | None = None) -> tuple[int, int]:
         gpus = torch.cuda.device_count()
         workers = gpus if gpus else max(1, cores // 2)
     if workers < 1:
-        raise LprError(f"workers = {workers!r} is not valid: expected a positive integer.")
+        raise bad_value("workers", workers, "a positive integer")
+
     return workers, max(1, cores // workers)
 
 

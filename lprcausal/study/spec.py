@@ -34,7 +34,7 @@ from lprcausal.config import (
     matching_level,
 )
 from lprcausal.data.load import DATASETS, is_known_dataset
-from lprcausal.errors import LprError
+from lprcausal.errors import LprError, bad_value, check_choice, did_you_mean, wrong_type
 from lprcausal.results.schema import COUPLED
 from lprcausal.usercode import resolve_data, resolve_model
 
@@ -100,8 +100,6 @@ class StudySpec:
         """Target sparsities, in the order the spec gives them."""
         return tuple(dict.fromkeys(self.prune.sparsities))
 
-    def find_point(self, label: str) -> HPoint:
-        return next(p for p in self.h_find if p.label == label)
 
     def eval_point(self, label: str) -> HPoint:
         return next(p for p in self.h_eval if p.label == label)
@@ -144,10 +142,8 @@ def _parse(raw: Any, source: str, default_name: str) -> StudySpec:
     _check_keys(study, STUDY_KEYS, "study")
     name = study.get("name", default_name)
     if not isinstance(name, str) or not _NAME.match(name):
-        raise LprError(
-            f"study.name = {name!r} is not valid: expected letters, digits, '_', "
-            "'.', '-' (it names the results folder)."
-        )
+        raise bad_value("study.name", name, "letters, digits, '_', '.', '-' (it names the "
+                        "results folder)")
     title = _string(study.get("title", f"lprcausal study {name}"), "study.title")
     description = _string(study.get("description", ""), "study.description")
     seeds = _seeds(study.get("seeds", 1))
@@ -171,10 +167,7 @@ def _parse(raw: Any, source: str, default_name: str) -> StudySpec:
     evals = _table(table.get("eval", {}), "eval")
     _check_keys(evals, EVAL_KEYS, "eval")
     mode = evals.get("mode", "rewind")
-    if mode not in EVAL_MODES:
-        raise LprError(
-            f"eval.mode = {mode!r} is not known: expected one of {', '.join(EVAL_MODES)}."
-        )
+    check_choice("eval.mode", mode, EVAL_MODES)
     h_eval = _eval_points(evals, base, base_h, h_find)
     transplant = None
     if "transplant" in table:
@@ -218,25 +211,24 @@ def _references(
 
 def _table(value: Any, where: str) -> dict:
     if not isinstance(value, dict):
-        raise LprError(f"{where} = {value!r} has the wrong type: expected a table of options.")
+        raise wrong_type(where, value, "a table of options")
     return value
 
 
 def _string(value: Any, where: str) -> str:
     if not isinstance(value, str):
-        raise LprError(f"{where} = {value!r} has the wrong type: expected a string.")
+        raise wrong_type(where, value, "a string")
     return value
 
 
 def _check_keys(table: dict, valid: tuple[str, ...], where: str) -> None:
     for key in table:
         if key not in valid:
-            near = get_close_matches(str(key), list(valid), n=1)
-            hint = f" Did you mean '{near[0]}'?" if near else ""
             path = f"{where}.{key}" if where else str(key)
             within = f"[{where}]" if where else "the top level"
             raise LprError(
-                f"unknown key '{path}'.{hint} Valid keys of {within} are: {', '.join(valid)}."
+                f"unknown key '{path}'.{did_you_mean(key, valid)} Valid keys of {within} are: "
+                f"{', '.join(valid)}."
             )
 
 
@@ -251,19 +243,15 @@ def _seeds(value: Any) -> tuple[int, ...]:
         )
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1:
-            raise LprError(
-                f"study.seeds = {value!r} is not valid: expected a number of "
-                "replicates >= 1 or a list of seed indices."
-            )
+            raise bad_value("study.seeds", value, "a number of replicates >= 1 or a list of "
+                            "seed indices")
         return tuple(range(value))
     if not isinstance(value, list) or not value:
-        raise LprError(
-            f"study.seeds = {value!r} is not valid: expected a number of replicates "
-            "(e.g. 3 for seeds 0, 1, 2) or a non-empty list of integers."
-        )
+        raise bad_value("study.seeds", value, "a number of replicates (e.g. 3 for seeds 0, 1, "
+                        "2) or a non-empty list of integers")
     for i, s in enumerate(value):
         if not isinstance(s, int) or isinstance(s, bool) or s < 0:
-            raise LprError(f"study.seeds[{i}] = {s!r} is not valid: expected an integer >= 0.")
+            raise bad_value(f"study.seeds[{i}]", s, "an integer >= 0")
     if len(set(value)) != len(value):
         raise LprError(f"study.seeds = {value!r} repeats a seed: expected distinct seeds.")
     return tuple(value)
@@ -333,10 +321,8 @@ def _grid(grid: dict, base: dict, where: str) -> tuple[HPoint, ...]:
     _check_keys(grid, TRAIN_FIELDS, f"{where}.grid")
     for key, values in grid.items():
         if not isinstance(values, list):
-            raise LprError(
-                f"{where}.grid.{key} = {values!r} has the wrong type: expected a "
-                f"list of values, e.g. {key} = [{fmt_value(values)}, ...]."
-            )
+            raise wrong_type(f"{where}.grid.{key}", values,
+                             f"a list of values, e.g. {key} = [{fmt_value(values)}, ...]")
         if not values:
             raise LprError(
                 f"{where}.grid.{key} = [] is empty: expected a non-empty list of values."
@@ -354,10 +340,8 @@ def _grid(grid: dict, base: dict, where: str) -> tuple[HPoint, ...]:
 
 def _listed(points: Any, base: dict, where: str) -> tuple[HPoint, ...]:
     if not isinstance(points, list) or not points:
-        raise LprError(
-            f"{where}.points = {points!r} is not valid: expected a non-empty list of "
-            "tables ([[" + where + ".points]]), each a partial H with optional label."
-        )
+        raise bad_value(f"{where}.points", points, f"a non-empty list of tables "
+                        f"([[{where}.points]]), each a partial H with optional label")
     out = []
     for i, point in enumerate(points):
         path = f"{where}.points[{i}]"
@@ -371,7 +355,7 @@ def _listed(points: Any, base: dict, where: str) -> tuple[HPoint, ...]:
         if label is None:
             label = make_label(train, fields) or "base"
         elif not isinstance(label, str) or not label.strip():
-            raise LprError(f"{path}.label = {label!r} is not valid: expected a non-empty string.")
+            raise bad_value(f"{path}.label", label, "a non-empty string")
         out.append(HPoint(label, train, fields))
     return tuple(out)
 
@@ -404,7 +388,7 @@ def _eval_points(
     explicit = any(k in table for k in ("train", "grid", "points"))
     coupled = table.get("coupled", not explicit)
     if not isinstance(coupled, bool):
-        raise LprError(f"eval.coupled = {coupled!r} has the wrong type: expected true or false.")
+        raise wrong_type("eval.coupled", coupled, "true or false")
     out: list[HPoint] = [HPoint(COUPLED, None)] if coupled else []
     fixed = table.get("train")
     if fixed is not None:
@@ -425,7 +409,7 @@ def _eval_points(
         else:
             fields = ()
             if not isinstance(label, str) or not label.strip():
-                raise LprError(f"eval.label = {label!r} is not valid: expected a non-empty string.")
+                raise bad_value("eval.label", label, "a non-empty string")
         out.append(HPoint(label, base_h, fields))
     elif "label" in table:
         raise LprError(
@@ -462,17 +446,13 @@ def _transplant(
     else:
         raw = table["pairs"]
         if not isinstance(raw, list) or not raw:
-            raise LprError(
-                f"transplant.pairs = {raw!r} is not valid: expected a non-empty "
-                'list of [a, b] H_find labels, e.g. [["lr=0.1", "lr=0.01"]].'
-            )
+            raise bad_value("transplant.pairs", raw, "a non-empty list of [a, b] H_find "
+                            'labels, e.g. [["lr=0.1", "lr=0.01"]]')
         out = []
         for i, pair in enumerate(raw):
             if not isinstance(pair, list) or len(pair) != 2:
-                raise LprError(
-                    f"transplant.pairs[{i}] = {pair!r} is not valid: expected two "
-                    'H_find labels [a, b], e.g. ["lr=0.1", "lr=0.01"].'
-                )
+                raise bad_value(f"transplant.pairs[{i}]", pair,
+                                'two H_find labels [a, b], e.g. ["lr=0.1", "lr=0.01"]')
             a = _label(pair[0], labels, f"transplant.pairs[{i}][0]", "an H_find")
             b = _label(pair[1], labels, f"transplant.pairs[{i}][1]", "an H_find")
             if a == b:
@@ -513,21 +493,12 @@ def _transplant(
     alphas = _floats(table.get("alphas", []), "transplant.alphas", allow_empty=True)
     for i, a in enumerate(alphas):
         if not 0 <= a <= 1:
-            raise LprError(
-                f"transplant.alphas[{i}] = {a!r} is not valid: expected 0 <= alpha <= 1."
-            )
+            raise bad_value(f"transplant.alphas[{i}]", a, "0 <= alpha <= 1")
     controls = table.get("controls", [])
     if not isinstance(controls, list):
-        raise LprError(
-            f"transplant.controls = {controls!r} has the wrong type: expected a "
-            f"list of {', '.join(CONTROLS)}."
-        )
+        raise wrong_type("transplant.controls", controls, f"a list of {', '.join(CONTROLS)}")
     for i, c in enumerate(controls):
-        if c not in CONTROLS:
-            raise LprError(
-                f"transplant.controls[{i}] = {c!r} is not known: expected one of "
-                f"{', '.join(CONTROLS)}."
-            )
+        check_choice(f"transplant.controls[{i}]", c, CONTROLS)
     if len(set(controls)) != len(controls):
         raise LprError(f"transplant.controls = {controls!r} repeats a control.")
     return TransplantPart(
@@ -548,11 +519,11 @@ def _label(value: Any, labels: list[str], where: str, what: str) -> str:
 
 def _floats(value: Any, where: str, allow_empty: bool = False) -> tuple[float, ...]:
     if not isinstance(value, list) or (not value and not allow_empty):
-        raise LprError(f"{where} = {value!r} is not valid: expected a non-empty list of numbers.")
+        raise bad_value(where, value, "a non-empty list of numbers")
     out = []
     for i, v in enumerate(value):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise LprError(f"{where}[{i}] = {v!r} has the wrong type: expected a number.")
+            raise wrong_type(f"{where}[{i}]", v, "a number")
         out.append(float(v))
     if len(set(out)) != len(out):
         raise LprError(f"{where} = {value!r} repeats a value: expected distinct values.")

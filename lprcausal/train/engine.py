@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from lprcausal.config import ModelConfig
 from lprcausal.data import Dataset
-from lprcausal.errors import LprError
+from lprcausal.errors import LprError, bad_value
 from lprcausal.train.batches import MemberBatches
 from lprcausal.train.budget import group_capacity
 from lprcausal.train.generic import fusion_choice, run_random_state, stack_problem
@@ -123,27 +123,17 @@ def _check_device(options: EngineOptions, device: torch.device) -> None:
 def _check_options(options: EngineOptions) -> None:
     """Value checks of :class:`EngineOptions`, made when it is built (before any training)."""
     if options.precision not in ("fp32", "bf16"):
-        raise LprError(
-            f"precision = {options.precision!r} is not valid: expected 'fp32' or 'bf16'."
-        )
+        raise bad_value("precision", options.precision, "'fp32' or 'bf16'")
     if not 0 < options.memory_fraction <= 1:
-        raise LprError(
-            f"memory_fraction = {options.memory_fraction!r} is not valid: expected a "
-            "fraction in (0, 1]."
-        )
+        raise bad_value("memory_fraction", options.memory_fraction, "a fraction in (0, 1]")
     if options.cuda_graphs not in (True, False, "auto"):
-        raise LprError(
-            f"cuda_graphs = {options.cuda_graphs!r} is not valid: expected true, false or 'auto'."
-        )
+        raise bad_value("cuda_graphs", options.cuda_graphs, "true, false or 'auto'")
     if options.fuse not in (True, False, "auto"):
-        raise LprError(f"fuse = {options.fuse!r} is not valid: expected true, false or 'auto'.")
+        raise bad_value("fuse", options.fuse, "true, false or 'auto'")
     if options.max_members is not None and (
         not isinstance(options.max_members, int) or options.max_members < 1
     ):
-        raise LprError(
-            f"max_members = {options.max_members!r} is not valid: expected a positive "
-            "integer or None."
-        )
+        raise bad_value("max_members", options.max_members, "a positive integer or None")
 
 
 def train_many(
@@ -386,7 +376,8 @@ def evaluate_states(
 ) -> list[float]:
     """Accuracy of ordinary state_dicts of one architecture on a split (eval mode, no training)."""
     if split not in ("train", "val", "test"):
-        raise LprError(f"split = {split!r} is not valid: expected 'train', 'val' or 'test'.")
+        raise bad_value("split", split, "'train', 'val' or 'test'")
+
     if not states:
         return []
     device = pick_device(device)
