@@ -26,7 +26,7 @@ from lprcausal.results.read import (
     reference_h_find,
     same_runs,
 )
-from lprcausal.stats.paired import library_versions, paired_t
+from lprcausal.stats.paired import no_interval, paired_t, permutation_record
 from lprcausal.stats.ranking import rank_agreement
 from lprcausal.stats.records import NAN, TestRecord, join_notes
 from lprcausal.stats.schema import DEFAULT_LEVEL, tag
@@ -255,16 +255,8 @@ def lpr_omnibus(x: object, *, n_perm: int = OMNIBUS_PERMUTATIONS, seed: int = 0)
     x = x[:, complete]
     n_h, n, _ = x.shape
     notes = [f"{n_drop} seed(s) with a missing LPR dropped" if n_drop else ""]
-    base = dict(
-        estimand="L1 spread of mean LPR over H_find",
-        ci_low=NAN,
-        ci_high=NAN,
-        ci_level=NAN,
-        ci_method="none",
-        df=NAN,
-        n=n,
-        test="permutation test (H_find labels within seed)",
-        library=library_versions(),
+    base = no_interval(
+        "L1 spread of mean LPR over H_find", n, "permutation test (H_find labels within seed)"
     )
     if n_h < 2 or n < 2:
         notes.append(f"{n_h} H_find x {n} seed(s): no test was possible (need >= 2 x >= 2)")
@@ -308,12 +300,4 @@ def lpr_omnibus(x: object, *, n_perm: int = OMNIBUS_PERMUTATIONS, seed: int = 0)
         p = (1 + count) / (1 + n_perm)
         p_min = 1 / (1 + n_perm)
         notes.append(f"Monte Carlo: {n_perm} label arrangements (seed {seed})")
-    return TestRecord(
-        **base,
-        estimate=observed,
-        statistic=observed,
-        p=p,
-        p_perm=p,
-        p_perm_min=p_min,
-        note=join_notes(*notes),
-    )
+    return permutation_record(base, observed, p, p_min, notes)

@@ -33,6 +33,23 @@ def library_versions() -> str:
     return f"scipy {scipy.__version__}; numpy {np.__version__}"
 
 
+def no_interval(estimand: str, n: int, test: str) -> dict:
+    """The record fields of a test that gives no confidence interval and no df (the
+    permutation and rank tests): NaN interval, ``ci_method = "none"``."""
+    return dict(estimand=estimand, ci_low=NAN, ci_high=NAN, ci_level=NAN, ci_method="none",
+                df=NAN, n=n, test=test, library=library_versions())
+
+
+def permutation_record(
+    base: dict, observed: float, p: float, p_min: float, notes: list[str]
+) -> TestRecord:
+    """The record of a permutation test whose statistic is its estimate: ``p`` is also
+    the permutation p, ``p_min`` the smallest p it can attain."""
+    return TestRecord(**base, estimate=observed, statistic=observed, p=p, p_perm=p,
+                      p_perm_min=p_min, note=join_notes(*notes))
+
+
+
 def clean_diffs(diffs: object, name: str = "diffs") -> tuple[np.ndarray, str]:
     """Return the finite-or-inf (non-NaN) differences as float64 and a note on drops.
 

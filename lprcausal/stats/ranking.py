@@ -13,7 +13,7 @@ import numpy as np
 from scipy import stats
 
 from lprcausal.errors import bad_value
-from lprcausal.stats.paired import library_versions
+from lprcausal.stats.paired import no_interval, permutation_record
 from lprcausal.stats.records import NAN, TestRecord, join_notes
 
 METHODS = ("spearman", "kendall")
@@ -68,16 +68,10 @@ def rank_agreement(
     xa, ya = xa[keep], ya[keep]
     n = xa.size
     notes = [f"{n_drop} pair(s) with a NaN dropped" if n_drop else ""]
-    base = dict(
-        estimand=estimand or f"{method} rank correlation",
-        ci_low=NAN,
-        ci_high=NAN,
-        ci_level=NAN,
-        ci_method="none",
-        df=NAN,
-        n=n,
-        test=f"permutation test of {'Spearman rho' if method == 'spearman' else 'Kendall tau-b'}",
-        library=library_versions(),
+    base = no_interval(
+        estimand or f"{method} rank correlation",
+        n,
+        f"permutation test of {'Spearman rho' if method == 'spearman' else 'Kendall tau-b'}",
     )
     if n < 3:
         notes.append(f"n={n}: no test was possible (need at least 3 pairs)")
@@ -126,12 +120,4 @@ def rank_agreement(
         notes.append(
             f"Monte Carlo: {n_perm} random pairings (seed {seed}), p = (1 + count) / (1 + n_perm)"
         )
-    return TestRecord(
-        **base,
-        estimate=observed,
-        statistic=observed,
-        p=p,
-        p_perm=p,
-        p_perm_min=p_min,
-        note=join_notes(*notes),
-    )
+    return permutation_record(base, observed, p, p_min, notes)

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import stats
 
 from lprcausal.errors import bad_value
-from lprcausal.stats.paired import library_versions, paired_t
+from lprcausal.stats.paired import no_interval, paired_t
 from lprcausal.stats.records import NAN, TestRecord, join_notes
 
 try:  # scipy >= 1.12
@@ -126,17 +126,12 @@ def page_trend(
     m, k = y.shape
     notes = [f"{n_drop} seed(s) with a missing alpha dropped" if n_drop else ""]
     sided = "two-sided" if alternative == "two-sided" else f"one-sided, {alternative}"
-    base = dict(
-        estimand=estimand or "monotone trend of acc with alpha",
-        ci_low=NAN,
-        ci_high=NAN,
-        ci_level=NAN,
-        ci_method="none",
-        df=NAN,
-        n=m,
-        test=f"Page's L trend test ({sided}; tie-aware permutation p)",
-        library=library_versions(),
+    base = no_interval(
+        estimand or "monotone trend of acc with alpha",
+        m,
+        f"Page's L trend test ({sided}; tie-aware permutation p)",
     )
+
     if m < 2 or k < 3:
         notes.append(f"{m} seed(s) x {k} alpha(s): no test was possible (need >= 2 x >= 3)")
         return TestRecord(**base, estimate=NAN, statistic=NAN, p=NAN, note=join_notes(*notes))
