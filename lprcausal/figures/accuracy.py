@@ -31,10 +31,10 @@ from lprcausal.figures.style import (
 )
 from lprcausal.figures.summary import (
     default_eval,
-    finite,
     records,
     require,
     selection,
+    why_not_drawn,
 )
 from lprcausal.results.schema import COUPLED
 from lprcausal.results.summary import mean_ci
@@ -44,13 +44,9 @@ AxesArg = Axes | Sequence[Axes] | None
 
 def why_not_accuracy(ds: xr.Dataset | None) -> str | None:
     """Why the accuracy figures cannot be drawn from ``ds`` (None: they can)."""
-    if ds is None:
-        return "no decoupled.nc in this study"
-    if "acc" not in ds or not {"h_find", "h_eval", "seed", "sparsity"} <= set(ds["acc"].dims):
-        return "decoupled.nc has no acc(h_find, h_eval, seed, sparsity)"
-    if not finite(ds["acc"].values):
-        return "every eval run diverged (acc is all NaN)"
-    return None
+    dims = ("h_find", "h_eval", "seed", "sparsity")
+    return why_not_drawn(ds, "decoupled.nc", "acc", dims, f"({', '.join(dims)})", "eval")
+
 
 
 def why_not_find_vs_eval(ds: xr.Dataset | None) -> str | None:

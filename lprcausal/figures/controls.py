@@ -28,9 +28,9 @@ from lprcausal.figures.style import (
     percent_axis,
 )
 from lprcausal.figures.summary import (
-    finite,
     pair_title,
     require,
+    why_not_drawn,
 )
 from lprcausal.figures.transplant import default_looks, groups, panel_columns, roles
 from lprcausal.results.check import check_transplant
@@ -46,13 +46,9 @@ CONTROL_NAMES = {
 
 
 def why_not_controls(tds: xr.Dataset | None) -> str | None:
-    if tds is None:
-        return "no transplant.nc in this study"
-    if "acc_control" not in tds:
-        return "transplant.nc has no acc_control (the study sets no transplant.controls)"
-    if not finite(tds["acc_control"].values):
-        return "every control run diverged (acc_control is all NaN)"
-    return None
+    return why_not_drawn(tds, "transplant.nc", "acc_control", (),
+                         " (the study sets no transplant.controls)", "control")
+
 
 
 def control_cells(tds: xr.Dataset, p: str, s: float) -> tuple[list[str], xr.DataArray]:

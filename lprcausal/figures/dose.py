@@ -28,8 +28,8 @@ from lprcausal.figures.style import (
     percent_axis,
 )
 from lprcausal.figures.summary import (
-    finite,
     require,
+    why_not_drawn,
 )
 from lprcausal.figures.transplant import default_looks, groups, roles
 from lprcausal.results.check import check_transplant
@@ -37,13 +37,9 @@ from lprcausal.results.summary import mean_ci
 
 
 def why_not_dose_response(tds: xr.Dataset | None) -> str | None:
-    if tds is None:
-        return "no transplant.nc in this study"
-    if "acc_alpha" not in tds:
-        return "transplant.nc has no acc_alpha (the study sets no transplant.alphas)"
-    if not finite(tds["acc_alpha"].values):
-        return "every dose-response run diverged (acc_alpha is all NaN)"
-    return None
+    return why_not_drawn(tds, "transplant.nc", "acc_alpha", (),
+                         " (the study sets no transplant.alphas)", "dose-response")
+
 
 
 def dose_response(

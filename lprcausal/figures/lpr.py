@@ -27,17 +27,19 @@ from lprcausal.figures.style import (
     panels,
     percent_axis,
 )
-from lprcausal.figures.summary import count_text, finite, require, selection, short_layer
+from lprcausal.figures.summary import (
+    count_text,
+    require,
+    selection,
+    short_layer,
+    why_not_drawn,
+)
 
 
 def why_not_layer_lpr(ds: xr.Dataset | None) -> str | None:
-    if ds is None:
-        return "no decoupled.nc in this study"
-    if "lpr" not in ds or "layer" not in ds["lpr"].dims:
-        return "decoupled.nc has no lpr(h_find, seed, sparsity, layer)"
-    if not finite(ds["lpr"].values):
-        return "every find run diverged (lpr is all NaN)"
-    return None
+    return why_not_drawn(ds, "decoupled.nc", "lpr", ("layer",),
+                         "(h_find, seed, sparsity, layer)", "find")
+
 
 
 def layer_lpr(

@@ -108,3 +108,19 @@ def count_text(n: int) -> str:
 
 def finite(values: Sequence[float] | np.ndarray) -> bool:
     return bool(np.isfinite(np.asarray(values, dtype=float)).any())
+
+
+def why_not_drawn(
+    ds: xr.Dataset | None, file: str, var: str, dims: tuple[str, ...], missing: str, runs: str
+) -> str | None:
+    """Why a figure of ``ds[var]`` cannot be drawn (None: it can): no ``file``, no ``var``
+    with ``dims`` (``missing`` completes that message), or every one of the ``runs``
+    diverged (``var`` all NaN)."""
+    if ds is None:
+        return f"no {file} in this study"
+    if var not in ds or not set(dims) <= set(ds[var].dims):
+        return f"{file} has no {var}{missing}"
+    if not finite(ds[var].values):
+        return f"every {runs} run diverged ({var} is all NaN)"
+    return None
+

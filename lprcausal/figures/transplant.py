@@ -31,11 +31,11 @@ from lprcausal.figures.style import (
 )
 from lprcausal.figures.summary import (
     correction_name,
-    finite,
     pair_title,
     records,
     require,
     selection,
+    why_not_drawn,
 )
 from lprcausal.results.check import check_transplant
 from lprcausal.results.schema import CONTRASTS
@@ -54,13 +54,9 @@ MEANING = {
 
 
 def why_not_transplant(tds: xr.Dataset | None) -> str | None:
-    if tds is None:
-        return "no transplant.nc in this study"
-    if "acc" not in tds or not {"w_src", "lpr_src", "seed"} <= set(tds["acc"].dims):
-        return "transplant.nc has no acc(pair, w_src, lpr_src, seed, sparsity)"
-    if not finite(tds["acc"].values):
-        return "every transplant run diverged (acc is all NaN)"
-    return None
+    return why_not_drawn(tds, "transplant.nc", "acc", ("w_src", "lpr_src", "seed"),
+                         "(pair, w_src, lpr_src, seed, sparsity)", "transplant")
+
 
 
 def groups(tds: xr.Dataset, pair: object, sparsity: object) -> list[tuple[str, float]]:
