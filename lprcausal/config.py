@@ -760,19 +760,6 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise LprError(f"The file {str(p)!r} is not valid TOML: {exc}.") from None
 
 
-def train_config_from_toml(path: str | Path, table: str | None = None) -> TrainConfig:
-    """Read a TrainConfig from a TOML file (the whole file, or one of its tables)."""
-    data = load_toml(path)
-    if table is not None:
-        if table not in data:
-            raise LprError(
-                f"The file {str(path)!r} has no table [{table}]: tables present are "
-                f"{', '.join(data) or 'none'}."
-            )
-        data = data[table]
-    return TrainConfig.from_dict(data, f"{path}:{table or 'train'}")
-
-
 def to_toml(config: _Config) -> str:
     """TOML text for a config (``None`` fields are left out, as TOML has no null)."""
     return tomli_w.dumps(_drop_none(config.to_dict()))

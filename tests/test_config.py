@@ -11,10 +11,10 @@ from lprcausal.config import (
     PruneConfig,
     TrainConfig,
     derive_seed,
+    load_toml,
     point_to_step,
     spec_hash,
     to_toml,
-    train_config_from_toml,
 )
 from lprcausal.errors import LprError
 
@@ -45,7 +45,7 @@ def test_toml_round_trip(tmp_path):
                     schedule="step", milestones=("100it", "2ep"), warmup="50it", augment=True)
     path = tmp_path / "h.toml"
     path.write_text(to_toml(h))
-    assert train_config_from_toml(path) == h
+    assert TrainConfig.from_dict(load_toml(path)) == h
 
 
 def test_unknown_option_suggests_nearest():

@@ -31,7 +31,7 @@ import numpy as np
 import xarray as xr
 
 from lprcausal import __version__
-from lprcausal.config import DataConfig, ModelConfig, PruneConfig, TrainConfig, spec_hash
+from lprcausal.config import DataConfig, ModelConfig, PruneConfig, spec_hash
 from lprcausal.errors import LprError
 from lprcausal.pipeline import EvalRun, FindRun
 from lprcausal.provenance import git_commit
@@ -252,7 +252,7 @@ def _hp_coords(points: tuple[HPoint, ...], prefix: str, dim: str) -> dict:
             attrs["units"] = HP_UNITS[f]
         out[prefix + f] = (dim, _coord_values(values), attrs)
     configs = [
-        "coupled" if p.coupled else json.dumps(_h_json(p.train), sort_keys=True) for p in points
+        "coupled" if p.coupled else json.dumps(p.train.to_dict(), sort_keys=True) for p in points
     ]
     out[f"{dim}_config"] = (
         dim,
@@ -261,9 +261,6 @@ def _hp_coords(points: tuple[HPoint, ...], prefix: str, dim: str) -> dict:
     )
     return out
 
-
-def _h_json(train: TrainConfig) -> dict:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in train.to_dict().items()}
 
 
 def _coord_values(values: list) -> np.ndarray:
@@ -329,7 +326,8 @@ def transplant_dataset(
     ds.attrs = {
         **attrs,
         "h_eval": h_eval,
-        "h_eval_config": json.dumps(_h_json(first.train), sort_keys=True),
+        "h_eval_config": json.dumps(first.train.to_dict(), sort_keys=True),
+
         "eval_mode": first.mode,
         "n_diverged": n_div,
     }
