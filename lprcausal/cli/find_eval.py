@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # the same parser, packaged for Python 3.10
-    import tomli as tomllib
 
 from lprcausal.cli.app import cli
 from lprcausal.cli.lpr import echo_lpr
 from lprcausal.cli.options import (
     build_train_config,
     config_options,
+    config_table,
     runtime_options,
     train_options,
 )
@@ -31,28 +26,28 @@ from lprcausal.config import (
     ModelConfig,
     PruneConfig,
     check_sparsity,
-    load_toml,
+    tomllib,
 )
-from lprcausal.errors import LprError, bad_value
+from lprcausal.errors import bad_value
 from lprcausal.pipeline import EvalRun, FindRun, ensure_evals, ensure_finds
 from lprcausal.store import check_name
 from lprcausal.usercode import resolve_find
 
 
-def _names(name: str | None, count: int, suffixes: list[str]) -> list[str | None]:
-    if name is None:
-        return [None] * count
-    return [name] if count == 1 else [f"{name}-{s}" for s in suffixes]
-
-
-def _section(config: str | None, table_name: str) -> dict:
-    if not config:
-        return {}
-    data = load_toml(config)
-    section = data.get(table_name, {})
-    if not isinstance(section, dict):
-        raise LprError(f"[{table_name}] in {config!r} must be a table, got {section!r}.")
-    return section
+def _ensure_named(ctx, specs: list, ensure, name: str | None,
+                  suffixes: list[str]) -> list[tuple[str, str | None]]:
+    """Make (or find) the runs of ``specs`` with ``ensure``; with ``--name``, name them
+    ``name`` (one run) or ``name-<suffix>``. Returns (run id, name or None) per spec."""
+    aliases = [None] * len(specs) if name is None else (
+        [name] if len(specs) == 1 else [f"{name}-{s}" for s in suffixes])
+    for alias in aliases:
+        if alias:
+            check_name(alias, "--name")  # before any training
+    ids = ensure(ctx, specs)
+    for run_id, alias in zip(ids, aliases, strict=True):
+        if alias:
+            ctx.store.set_name(alias, run_id)
+    return list(zip(ids, aliases, strict=True))
 
 
 @cli.command("find")
@@ -89,14 +84,14 @@ def find_command(config, data_overrides, model_overrides, model_args, train_over
     build(in_shape, n_classes, **kwargs) with the --model-arg values; the run id
     includes the SHA-256 of that file, so editing it gives new runs.
     """
-    data = {**_section(config, "data"), **data_overrides}
-    model_cfg = {**_section(config, "model"), **model_overrides}
+    data = {**config_table(config, "data"), **data_overrides}
+    model_cfg = {**config_table(config, "model"), **model_overrides}
     if model_args:
         model_cfg["kwargs"] = {**model_cfg.get("kwargs", {}), **parse_model_args(model_args)}
-    prune = {**_section(config, "prune"), **prune_overrides}
+    prune = {**config_table(config, "prune"), **prune_overrides}
     base = Path(config).resolve().parent if config else None
     train = build_train_config(config, "train", train_overrides)
-    seeds = list(seeds) or [int(_section(config, "find").get("seed", 0)) if config else 0]
+    seeds = list(seeds) or [int(config_table(config, "find").get("seed", 0))]
     specs = [
         resolve_find(FindSpec(
             data=DataConfig.from_dict(data, "data"),
@@ -107,14 +102,8 @@ def find_command(config, data_overrides, model_overrides, model_args, train_over
         ), base)
         for s in seeds
     ]
-    for alias in _names(name, len(specs), [f"seed{s}" for s in seeds]):
-        if alias:
-            check_name(alias, "--name")  # before any training
-    ids = ensure_finds(ctx, specs)
-    for run_id, alias in zip(ids, _names(name, len(ids), [f"seed{s}" for s in seeds]),
-                             strict=True):
-        if alias:
-            ctx.store.set_name(alias, run_id)
+    named = _ensure_named(ctx, specs, ensure_finds, name, [f"seed{s}" for s in seeds])
+    for run_id, alias in named:
         run = FindRun(ctx.store, run_id)
         m = run.metrics
         label = f" ({alias})" if alias else ""
@@ -169,15 +158,9 @@ def eval_command(run, config, train_overrides, sparsities, mode, mask_kind, mask
                  seed=find.spec.seed if seed is None else seed)
         for s in levels
     ]
-    for alias in _names(name, len(specs), [f"s{s:g}" for s in levels]):
-        if alias:
-            check_name(alias, "--name")  # before any training
-    ids = ensure_evals(ctx, specs)
+    named = _ensure_named(ctx, specs, ensure_evals, name, [f"s{s:g}" for s in levels])
     rows = []
-    for run_id, alias, s in zip(ids, _names(name, len(ids), [f"s{s:g}" for s in levels]),
-                                levels, strict=True):
-        if alias:
-            ctx.store.set_name(alias, run_id)
+    for (run_id, alias), s in zip(named, levels, strict=True):
         ev = EvalRun(ctx.store, run_id)
         m = ev.metrics
         rows.append([run_id, s, m["find_acc"], m["final_val_acc"], m["test_acc"],

@@ -12,6 +12,7 @@ import click
 import torch
 
 from lprcausal.cli.app import cli
+from lprcausal.cli.options import store_option
 from lprcausal.cli.tables import table
 from lprcausal.compact import compaction_summary, count_params, save_compact
 from lprcausal.config import check_sparsity
@@ -127,8 +128,7 @@ def _compare(runs: list[FindRun], s: float, against: tuple[str, ...]) -> None:
               help="Structured runs: write the compacted model (fewer channels/neurons) to "
                    "this safetensors file: an eval run's retrained weights, or a find run's "
                    "pruned trained weights at one --sparsity.")
-@click.option("--store", default="runs", show_default=True, type=click.Path(),
-              help="Run store folder.")
+@store_option
 def lpr_command(run: str, sparsities: tuple[float, ...], compare: tuple[str, ...],
                 against: tuple[str, ...], export: str | None, store: str) -> None:
     """Per-layer pruning ratios (LPR) of RUN: name, shape, n_params, kept, LPR.
@@ -140,8 +140,10 @@ def lpr_command(run: str, sparsities: tuple[float, ...], compare: tuple[str, ...
     """
     st = RunStore(store)
     obj = open_run(st, run)
+    levels = [check_sparsity(s) for s in sparsities] or (
+        obj.levels if isinstance(obj, FindRun) else [])
     if export:
-        _export(st, obj, sparsities, export)
+        _export(st, obj, levels, export)
         return
     if compare or against:
         if not isinstance(obj, FindRun):
@@ -153,14 +155,12 @@ def lpr_command(run: str, sparsities: tuple[float, ...], compare: tuple[str, ...
                 f"sparsity, but run {obj.id} is structured (its levels are unit fractions): "
                 "expected --against only with weight-pruning find runs."
             )
-        levels = [check_sparsity(s) for s in sparsities] or obj.levels
         for s in levels:
             _compare([obj, *others], s, against)
         return
     find_run = obj if isinstance(obj, FindRun) else FindRun(st, obj.spec.find, "find")
     click.echo(prunable_line(find_run))
     if isinstance(obj, FindRun):
-        levels = [check_sparsity(s) for s in sparsities] or obj.levels
         for s in levels:
             click.echo(f"\nrun {obj.id}  sparsity {s:g}  (find run)")
             echo_lpr(obj, obj.layers, obj.mask(s), obj.unit_mask(s) if obj.structured else None)
@@ -192,13 +192,12 @@ def prunable_line(find: FindRun) -> str:
     return f"prunable set ({how}): {len(find.prunable)} tensors: {', '.join(find.prunable)}"
 
 
-def _export(st: RunStore, obj: FindRun | EvalRun, sparsities: tuple[float, ...],
-            path: str) -> None:
+def _export(st: RunStore, obj: FindRun | EvalRun, levels: list[float], path: str) -> None:
     """Write the compact model of a structured find run level or eval run to ``path``."""
     if isinstance(obj, FindRun):
         find = obj
-        levels = [check_sparsity(s) for s in sparsities] or obj.levels
         if len(levels) != 1:
+
             raise LprError(
                 f"--export-compact writes one model, but find run {obj.id} has levels "
                 f"{', '.join(f'{s:g}' for s in levels)}: expected one --sparsity."

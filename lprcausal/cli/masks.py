@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from lprcausal.cli.app import cli
-from lprcausal.cli.options import config_options, runtime_options
+from lprcausal.cli.options import config_options, runtime_options, store_option
 from lprcausal.config import DataConfig, ModelConfig
 from lprcausal.store import RunStore
 
@@ -21,8 +21,7 @@ def masks_group() -> None:
               help="Level of a find run's masks [required for find runs].")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="The .safetensors file to write.")
-@click.option("--store", default="runs", show_default=True, type=click.Path(),
-              help="Run store folder.")
+@store_option
 def export_command(run: str, sparsity: float | None, out: str, store: str) -> None:
     """Write the mask of RUN (a find run at --sparsity, or an eval run) to a file.
 

@@ -108,15 +108,28 @@ def _default_text(f: dataclasses.Field) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def config_table(config_path: str | None, table: str, *, top_level: bool = False) -> dict:
+    """The ``[table]`` of an optional ``--config`` TOML file ({} without a file or table);
+    with ``top_level``, a file of hyperparameters without tables is that table."""
+    if not config_path:
+        return {}
+    data = load_toml(config_path)
+    section = data.get(table, data if top_level and table not in data and "lr" in data else {})
+    if not isinstance(section, dict):
+        raise LprError(f"[{table}] in {config_path!r} must be a table, got {section!r}.")
+    return section
+
+
 def build_train_config(config_path: str | None, table: str, overrides: dict) -> TrainConfig:
     """TrainConfig from an optional TOML file's ``[table]`` (or top level) plus CLI overrides."""
-    base: dict[str, Any] = {}
-    if config_path:
-        data = load_toml(config_path)
-        base = data.get(table, data if table not in data and "lr" in data else {})
-        if not isinstance(base, dict):
-            raise LprError(f"[{table}] in {config_path!r} must be a table of hyperparameters.")
+    base = config_table(config_path, table, top_level=True)
     return TrainConfig.from_dict(TrainConfig.merge(base, overrides), table)
+
+
+# The run store of the commands that only read runs (the others take runtime_options).
+store_option = click.option("--store", default="runs", show_default=True, type=click.Path(),
+                            help="Run store folder.")
+
 
 
 def runtime_options(func: Callable) -> Callable:

@@ -8,7 +8,7 @@ import random
 import click
 
 from lprcausal.cli.app import cli
-from lprcausal.cli.options import runtime_options
+from lprcausal.cli.options import runtime_options, store_option
 from lprcausal.cli.tables import table
 from lprcausal.config import CodeRef, hash_payload, to_toml
 from lprcausal.pipeline import FindRun, open_run
@@ -23,8 +23,7 @@ def runs_group() -> None:
 
 
 @runs_group.command("list")
-@click.option("--store", default="runs", show_default=True, type=click.Path(),
-              help="Run store folder.")
+@store_option
 @click.option("--kind", type=click.Choice(["find", "eval", "own-find", "own-eval", "import"]),
               default=None,
               help="Only runs of this kind.")
@@ -80,8 +79,7 @@ def _describe(kind: str, spec) -> tuple[str, str]:
 
 @runs_group.command("show")
 @click.argument("run")
-@click.option("--store", default="runs", show_default=True, type=click.Path(),
-              help="Run store folder.")
+@store_option
 def show_command(run: str, store: str) -> None:
     """Everything stored about RUN: config (TOML), metrics summary, provenance."""
     obj = open_run(RunStore(store), run)
