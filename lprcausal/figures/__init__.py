@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 
-from lprcausal.figures.names import FIGURE_NAMES, FORMATS, STYLES, WIDTHS
+from lprcausal.figures.names import FIGURE_NAMES, FORMATS, STYLES, WIDTHS  # noqa: F401 (in __all__)
 
 _WHERE = {
     "accuracy_vs_sparsity": "accuracy",
@@ -44,31 +44,7 @@ _WHERE = {
     "save_figure": "style",
 }
 
-__all__ = [
-    "FIGURES",
-    "FIGURE_NAMES",
-    "FORMATS",
-    "Look",
-    "OKABE_ITO",
-    "Rendered",
-    "Results",
-    "STYLES",
-    "WIDTHS",
-    "accuracy_vs_sparsity",
-    "controls",
-    "dose_response",
-    "figure_style",
-    "find_vs_eval",
-    "h_find_looks",
-    "heatmap",
-    "layer_lpr",
-    "load_results",
-    "parse_formats",
-    "render_figures",
-    "save_figure",
-    "transplant_effects",
-    "transplant_interaction",
-]
+__all__ = sorted([*_WHERE, "FIGURE_NAMES", "FORMATS", "STYLES", "WIDTHS"])
 
 
 def __getattr__(name: str):
