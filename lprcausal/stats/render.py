@@ -211,14 +211,31 @@ def _table(frame: pd.DataFrame, result: StatsResult, width: int) -> str:
     return "\n".join(out) + "\n"
 
 
+def _correction_text(group: pd.DataFrame) -> str:
+    """The family's correction and how many tests it spans ("Holm over 6 tests")."""
+    corr, n = str(group["correction"].iloc[0]), len(group)
+    if corr == "none":
+        return "no correction"
+    return f"{CORRECTION_NAMES.get(corr, corr)} over {n} test{'s' * (n > 1)}"
+
+
+def _common_notes(group: pd.DataFrame) -> list[str]:
+    """Note fragments every record of the family shares (said once, above its rows)."""
+    per_record = [_fragments(str(n)) for n in group["note"]]
+    return [f for f in per_record[0] if all(f in frags for frags in per_record[1:])]
+
+
+def _shown_columns(
+    columns: list[tuple[str, str, bool]], rows: list[dict[str, str]]
+) -> tuple[list[str], list[list[str]], list[bool]]:
+    """(headers, cells, numeric) of the columns that are not empty in every row."""
+    keep = [c for c in columns if any(row[c[0]] for row in rows)]
+    return [c[1] for c in keep], [[row[c[0]] for c in keep] for row in rows], [c[2] for c in keep]
+
+
 def _family_section(family: str, group: pd.DataFrame, alpha: float, width: int) -> list[str]:
     spec = analyses.FAMILIES.get(family)
-    corr = str(group["correction"].iloc[0])
-    how = (
-        f"{CORRECTION_NAMES.get(corr, corr)} over {len(group)} test{'s' * (len(group) > 1)}"
-        if corr != "none"
-        else "no correction"
-    )
+    how = _correction_text(group)
     lines = [f"== {family}: {how}" + (f" ({spec.kind})" if spec else "") + " =="]
     if spec:
         lines.append(_wrap(spec.description, width, "   ", "   "))
@@ -234,8 +251,7 @@ def _family_section(family: str, group: pd.DataFrame, alpha: float, width: int) 
         row_keys.remove("h_find")
     if len(estimands) > 1:
         row_keys.insert(0, "estimand")
-    per_record = [_fragments(str(n)) for n in group["note"]]
-    common = [f for f in per_record[0] if all(f in frags for frags in per_record[1:])]
+    common = _common_notes(group)
     lines += [_wrap(f"note: {f}", width, "   ", "     ") for f in common]
     notes: dict[str, int] = dict.fromkeys(common, 0)  # said above: no number in the rows
     for key, block in group.groupby(block_keys, sort=False) if block_keys else [((), group)]:
@@ -302,10 +318,7 @@ def _rows(
             p = r["p_adj"] if not _isnan(r["p_adj"]) else r["p"]
             cells["verdict"] = "" if _isnan(p) else ("shown" if p < alpha else "not shown")
         rows.append(cells)
-    keep = [c for c in columns if any(row[c[0]] for row in rows)]
-    return _align(
-        [c[1] for c in keep], [[row[c[0]] for c in keep] for row in rows], [c[2] for c in keep]
-    )
+    return _align(*_shown_columns(columns, rows))
 
 
 def _anova_section(anova: xr.Dataset) -> list[str]:
@@ -314,28 +327,33 @@ def _anova_section(anova: xr.Dataset) -> list[str]:
         "   (each effect over its own effect x seed mean square; unadjusted F tests;",
         "   seeds with all four cells)",
     ]
+    for pair, s, cell in _anova_cells(anova):
+        lines.append(f"-- pair {pair}, sparsity {float(s):g}, n {int(cell['n'])} seeds")
+        rows = [
+            [str(term).replace("C(", "").replace(", Sum)", ""), *_anova_numbers(cell, t)]
+            for t, term in enumerate(cell["term"].values)
+        ]
+        lines += _align(["term", "sum_sq", "df", "F", "p"], rows, [False, True, True, True, True])
+    return lines
+
+
+def _anova_cells(anova: xr.Dataset):
+    """(pair, sparsity, cell) of each ANOVA cell that was tested."""
     for pair in anova["pair"].values:
         for s in anova["sparsity"].values:
             cell = anova.sel(pair=pair, sparsity=s)
-            if np.isnan(cell["df"].values).all():
-                continue
-            lines.append(f"-- pair {pair}, sparsity {float(s):g}, n {int(cell['n'])} seeds")
-            rows = []
-            for t, term in enumerate(cell["term"].values):
-                name = str(term).replace("C(", "").replace(", Sum)", "")
-                rows.append(
-                    [
-                        name,
-                        f"{cell['sum_sq'].values[t]:.4g}",
-                        fmt_stat(cell["df"].values[t], math.nan),
-                        "" if _isnan(cell["F"].values[t]) else f"{cell['F'].values[t]:.3g}",
-                        fmt_p(cell["p"].values[t]),
-                    ]
-                )
-            lines += _align(
-                ["term", "sum_sq", "df", "F", "p"], rows, [False, True, True, True, True]
-            )
-    return lines
+            if not np.isnan(cell["df"].values).all():
+                yield pair, s, cell
+
+
+def _anova_numbers(cell: xr.Dataset, t: int) -> list[str]:
+    """sum_sq, df, F and p of term ``t`` of an ANOVA cell."""
+    return [
+        f"{cell['sum_sq'].values[t]:.4g}",
+        fmt_stat(cell["df"].values[t], math.nan),
+        "" if _isnan(cell["F"].values[t]) else f"{cell['F'].values[t]:.3g}",
+        fmt_p(cell["p"].values[t]),
+    ]
 
 
 # ---------------------------------------------------------------------------- json, latex
@@ -461,20 +479,13 @@ def _markdown(frame: pd.DataFrame, result: StatsResult) -> str:
 
 def _md_family(family: str, group: pd.DataFrame, footnotes: dict[str, int]) -> list[str]:
     spec = analyses.FAMILIES.get(family)
-    corr = str(group["correction"].iloc[0])
-    n = len(group)
-    how = (
-        f"{CORRECTION_NAMES.get(corr, corr)} over {n} test{'s' * (n > 1)}"
-        if corr != "none"
-        else "no correction"
-    )
+    how = _correction_text(group)
     lines = [f"### {family}: {how}" + (f" ({spec.kind})" if spec else ""), ""]
     if spec:
         lines += [_md_cell(spec.description), ""]
     tests = list(dict.fromkeys(group["test"]))
     lines += ["Test: " + _md_cell("; ".join(tests) + _ci_text(group)) + ".", ""]
-    per_record = [_fragments(str(note)) for note in group["note"]]
-    common = [f for f in per_record[0] if all(f in frags for frags in per_record[1:])]
+    common = _common_notes(group)
     lines += [f"Note: {_md_cell(f)}." for f in common] + ([""] if common else [])
     keys = [k for k in (*BLOCK_COORDS, "h_find", "layer") if k in group and _present(group[k])]
     if len(set(group["estimand"])) > 1:
@@ -500,11 +511,7 @@ def _md_family(family: str, group: pd.DataFrame, footnotes: dict[str, int]) -> l
             footnotes.setdefault(frag, len(footnotes) + 1)
             refs.append(f"[^{footnotes[frag]}]")
         rows.append({k: _show(r[k]) for k in keys} | _record_cells(r, " ".join(refs)))
-    keep = [c for c in columns if any(row[c[0]] for row in rows)]
-    table = _md_table(
-        [c[1] for c in keep], [[row[c[0]] for c in keep] for row in rows], [c[2] for c in keep]
-    )
-    return [*lines, *table, ""]
+    return [*lines, *_md_table(*_shown_columns(columns, rows)), ""]
 
 
 def _md_anova(anova: xr.Dataset) -> list[str]:
@@ -515,25 +522,12 @@ def _md_anova(anova: xr.Dataset) -> list[str]:
         "with all four cells.",
         "",
     ]
-    rows = []
-    for pair in anova["pair"].values:
-        for s in anova["sparsity"].values:
-            cell = anova.sel(pair=pair, sparsity=s)
-            if np.isnan(cell["df"].values).all():
-                continue
-            for t, term in enumerate(cell["term"].values):
-                rows.append(
-                    [
-                        str(pair),
-                        f"{float(s):g}",
-                        str(term),
-                        f"{cell['sum_sq'].values[t]:.4g}",
-                        fmt_stat(cell["df"].values[t], math.nan),
-                        "" if _isnan(cell["F"].values[t]) else f"{cell['F'].values[t]:.3g}",
-                        fmt_p(cell["p"].values[t]),
-                        str(int(cell["n"])),
-                    ]
-                )
+    rows = [
+        [str(pair), f"{float(s):g}", str(term), *_anova_numbers(cell, t), str(int(cell["n"]))]
+        for pair, s, cell in _anova_cells(anova)
+        for t, term in enumerate(cell["term"].values)
+    ]
+
     headers = ["pair", "sparsity", "term", "sum_sq", "df", "F", "p", "n"]
     numeric = [False, True, False, True, True, True, True, True]
     return [*lines, *_md_table(headers, rows, numeric), ""]
