@@ -26,7 +26,6 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -41,7 +40,7 @@ from safetensors.torch import load_file, save_file
 
 from lprcausal.config import spec_from_record, spec_hash
 from lprcausal.errors import LprError, bad_value
-from lprcausal.filemode import open_to_user
+from lprcausal.filemode import atomic_path, open_to_user
 
 RUN_FILE = "run.json"
 MANIFEST = "manifest.json"
@@ -84,17 +83,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file via a temp file in the same folder and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{path.name}.{_host_tag()}-{os.getpid()}-"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        open_to_user(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, prefix) as tmp, tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
 
 
 def _sha256(path: Path) -> str:

@@ -43,6 +43,7 @@ from lprcausal.figures.transplant import (
     transplant_interaction,
     why_not_transplant,
 )
+from lprcausal.filemode import atomic_path
 from lprcausal.results.check import check_decoupled, check_transplant
 from lprcausal.results.io import load_results_dir
 
@@ -253,16 +254,13 @@ def render_figures(
 
 def _write(fig: Figure, path: Path, fmt: str, style: str) -> Path:
     """Save through a temp file in the same folder and a rename (no half-written figures)."""
-    # a plain open (not mkstemp) so the file gets the usual permissions, not 0600
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        save_figure(fig, tmp, fmt, style)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_figure(fig, tmp, fmt, style)
     except OSError as exc:
         raise LprError(
             f"Cannot write figure {str(path)!r} ({exc.strerror or exc}): "
             "expected a writable folder."
         ) from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path
+

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import xarray as xr
 
 from lprcausal.errors import LprError
-from lprcausal.filemode import open_to_user
+from lprcausal.filemode import atomic_path
 
 ENGINE = "h5netcdf"
 
@@ -19,24 +18,14 @@ def save_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise LprError(
-            f"Cannot write results to {str(path)!r} ({exc.strerror}): expected a writable folder."
-        ) from None
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp, engine=ENGINE, invalid_netcdf=False)
-        open_to_user(tmp)  # mkstemp's 0600 would keep the results from other users
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            ds.to_netcdf(tmp, engine=ENGINE, invalid_netcdf=False)
     except OSError as exc:
         # e.g. a full disk: the previous file (if any) is untouched
         raise LprError(
             f"Cannot write results to {str(path)!r} ({exc.strerror or exc}): expected a "
             "writable folder with free space; nothing was replaced."
         ) from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 
