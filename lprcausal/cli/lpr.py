@@ -40,10 +40,6 @@ def lpr_rows(layers: list[dict], mask: dict[str, torch.Tensor]) -> list[list]:
 HEADERS = ["layer", "shape", "n_params", "kept", "removed", "LPR"]
 
 
-def lpr_table(layers: list[dict], mask: dict[str, torch.Tensor]) -> str:
-    return table(HEADERS, lpr_rows(layers, mask))
-
-
 UNIT_HEADERS = [*HEADERS[:-1], "LPR (params)", "units", "units kept", "unit LPR"]
 
 
@@ -88,7 +84,7 @@ def echo_lpr(find: FindRun | None, layers: list[dict], mask: dict[str, torch.Ten
           unit_masks: dict[str, torch.Tensor] | None) -> None:
     """Print the LPR table (with unit columns and compaction for structured runs)."""
     if unit_masks is None or find is None:
-        click.echo(lpr_table(layers, mask))
+        click.echo(table(HEADERS, lpr_rows(layers, mask)))
         return
     click.echo(table(UNIT_HEADERS, unit_lpr_rows(layers, mask, unit_masks)))
     click.echo(compaction_line(find, unit_masks))

@@ -14,6 +14,7 @@ import xarray as xr
 from lprcausal.config import LEVEL_TOL
 from lprcausal.errors import LprError, bad_value
 from lprcausal.results.read import eval_arms
+from lprcausal.results.schema import CORRECTION_NAMES
 
 
 def require(why: str | None, name: str) -> None:
@@ -85,12 +86,7 @@ def records(stats: xr.Dataset | None, family: str, **at: object) -> list[dict]:
 
 
 def correction_name(method: str) -> str:
-    return {
-        "fdr_bh": "Benjamini-Hochberg",
-        "holm": "Holm",
-        "bonferroni": "Bonferroni",
-        "none": "no correction",
-    }.get(method, method)
+    return "no correction" if method == "none" else CORRECTION_NAMES.get(method, method)
 
 
 def short_layer(name: str) -> str:

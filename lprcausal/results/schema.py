@@ -19,6 +19,13 @@ from __future__ import annotations
 COUPLED = "coupled"
 # The two runs of a transplant pair: weights and LPR each come from a or b.
 ROLES = ("a", "b")
+# Display names of the multiple-comparison corrections stats.nc records.
+CORRECTION_NAMES = {
+    "holm": "Holm",
+    "fdr_bh": "Benjamini-Hochberg",
+    "bonferroni": "Bonferroni",
+    "none": "none",
+}
 # The transplant contrasts, in the order stats.nc records and figures show them.
 CONTRASTS = ("TE", "NIE_a", "NIE_b", "NDE_a", "NDE_b", "INT")
 DECOUPLED_DIMS = ("h_find", "h_eval", "seed", "sparsity")

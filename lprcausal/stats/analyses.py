@@ -28,7 +28,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lprcausal.errors import LprError
-from lprcausal.results.check import check_decoupled, check_transplant
 from lprcausal.stats.decoupling import (
     OMNIBUS_PERMUTATIONS,
     DecoupledDesign,
@@ -55,8 +54,6 @@ __all__ = [
     "DecoupledDesign",
     "Family",
     "anova_dataset",
-    "check_decoupled",
-    "check_transplant",
     "correct",
     "decoupled_design",
     "decoupling_tests",

@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from lprcausal.errors import LprError
+from lprcausal.results.schema import CORRECTION_NAMES
 from lprcausal.stats import analyses
 from lprcausal.stats.report import COORDS, SELECTION, StatsResult
 
@@ -43,12 +44,6 @@ FIELDS = (
     "library",
     "note",
 )
-CORRECTION_NAMES = {
-    "holm": "Holm",
-    "fdr_bh": "Benjamini-Hochberg",
-    "bonferroni": "Bonferroni",
-    "none": "none",
-}
 # Selection coords shown once per block; the rest (h_find, layer) are row labels.
 BLOCK_COORDS = ("pair", "h_eval", "reference", "sparsity")
 BLOCK_NAMES = {

@@ -26,6 +26,7 @@ import xarray as xr
 
 from lprcausal import __version__
 from lprcausal.errors import LprError, bad_value
+from lprcausal.results.check import check_decoupled, check_transplant
 from lprcausal.results.io import load_results_dir, save_dataset
 from lprcausal.stats import analyses
 from lprcausal.stats.paired import min_sign_flip_p
@@ -90,7 +91,7 @@ def analyze(
     result = StatsResult(xr.Dataset())
     if "decoupled" in data:
         ds = data["decoupled"]
-        analyses.check_decoupled(ds)
+        check_decoupled(ds)
         design = analyses.decoupled_design(ds)
         recs, notes = analyses.decoupling_tests(ds, level=level, design=design)
         records += recs
@@ -104,7 +105,7 @@ def analyze(
         warnings.append("no decoupled.nc: decoupled find/eval and layerwise tests not run")
     if "transplant" in data:
         tds = data["transplant"]
-        analyses.check_transplant(tds)
+        check_transplant(tds)
         records += analyses.mediation_analysis(tds, level=level, tost_margin=tost_margin)
         result.anova, notes = analyses.anova_dataset(tds)
         warnings += notes
