@@ -518,7 +518,6 @@ class PruneConfig(_Config):
                 if not isinstance(pattern, str) or not pattern.strip():
                     raise bad_value(key, pattern, "a non-empty glob over parameter names, "
                                     "e.g. 'blocks.*.weight'")
-
         if not self.sparsities:
             raise LprError("sparsities = [] is empty: expected at least one target sparsity.")
         for s in self.sparsities:
@@ -718,7 +717,6 @@ SPEC_TYPES: dict[str, type[_Config]] = {
 def spec_from_record(record: dict[str, Any]) -> FindSpec | EvalSpec:
     kind = record.get("kind")
     check_choice("run kind", kind, SPEC_TYPES)
-
     return SPEC_TYPES[kind].from_dict(record["spec"], kind)
 
 

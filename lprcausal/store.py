@@ -145,7 +145,6 @@ class RunStore:
     def run_dir(self, run_id: str) -> Path:
         if not _ID.match(str(run_id)):
             raise bad_value("run id", run_id, "16 hex digits")
-
         return self.root / run_id
 
     def exists(self, run_id: str) -> bool:

@@ -327,7 +327,6 @@ def transplant_dataset(
         **attrs,
         "h_eval": h_eval,
         "h_eval_config": json.dumps(first.train.to_dict(), sort_keys=True),
-
         "eval_mode": first.mode,
         "n_diverged": n_div,
     }

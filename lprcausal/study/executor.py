@@ -294,7 +294,6 @@ def local_cluster_size(workers: int | None = None) -> tuple[int, int]:
         workers = gpus if gpus else max(1, cores // 2)
     if workers < 1:
         raise bad_value("workers", workers, "a positive integer")
-
     return workers, max(1, cores // workers)
 
 

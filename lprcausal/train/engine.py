@@ -377,7 +377,6 @@ def evaluate_states(
     """Accuracy of ordinary state_dicts of one architecture on a split (eval mode, no training)."""
     if split not in ("train", "val", "test"):
         raise bad_value("split", split, "'train', 'val' or 'test'")
-
     if not states:
         return []
     device = pick_device(device)
