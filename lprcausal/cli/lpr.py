@@ -20,7 +20,7 @@ from lprcausal.errors import LprError
 from lprcausal.models import build_network
 from lprcausal.pipeline import EvalRun, FindRun, open_run
 from lprcausal.pipeline.masks import check_same_layers, check_same_structure
-from lprcausal.pruning import allocate_ratios, layerwise_ratios
+from lprcausal.pruning import SCHEMES, allocate_ratios, layerwise_ratios
 from lprcausal.store import RunStore
 
 
@@ -118,7 +118,7 @@ def _compare(runs: list[FindRun], s: float, against: tuple[str, ...]) -> None:
 @click.option("--compare", "compare", multiple=True,
               help="Other find run(s) to show side by side, with L1 distances (repeatable).")
 @click.option("--against", "against", multiple=True,
-              type=click.Choice(["global", "uniform", "erk", "lamp"]),
+              type=click.Choice(SCHEMES),
               help="Allocation scheme(s) at the same sparsity to show side by side.")
 @click.option("--export-compact", "export", type=click.Path(dir_okay=False), default=None,
               help="Structured runs: write the compacted model (fewer channels/neurons) to "

@@ -10,7 +10,7 @@ import click
 from lprcausal.cli.app import cli
 from lprcausal.cli.options import runtime_options, store_option
 from lprcausal.cli.tables import table
-from lprcausal.config import CodeRef, hash_payload, to_toml
+from lprcausal.config import SPEC_TYPES, CodeRef, hash_payload, to_toml
 from lprcausal.pipeline import FindRun, open_run
 from lprcausal.pipeline.runs import FIND_KINDS, StoredRun
 from lprcausal.pipeline.verify import check_store, retrain_alone
@@ -24,8 +24,7 @@ def runs_group() -> None:
 
 @runs_group.command("list")
 @store_option
-@click.option("--kind", type=click.Choice(["find", "eval", "own-find", "own-eval", "import"]),
-              default=None,
+@click.option("--kind", type=click.Choice(tuple(SPEC_TYPES)), default=None,
               help="Only runs of this kind.")
 def list_command(store: str, kind: str | None) -> None:
     """One line per run: id, name, kind, model/dataset, H (lr, optimizer, length), accuracy."""

@@ -20,14 +20,13 @@ def _study(spec: str, ctx: Context, results: str = "results"):
     return Study.from_toml(spec, ctx=ctx, results=results)
 
 
-def results_option(func):
-    return click.option(
-        "--results",
-        default="results",
-        show_default=True,
-        type=click.Path(file_okay=False),
-        help="Results root; files go to RESULTS/<study name>/.",
-    )(func)
+results_option = click.option(
+    "--results",
+    default="results",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Results root; files go to RESULTS/<study name>/.",
+)
 
 
 @cli.group("study")
