@@ -242,27 +242,24 @@ class RunStore:
     @contextmanager
     def lock(self, run_id: str, timeout: float = -1) -> Iterator[bool]:
         """Hold the per-run lock (blocking by default); yields False if it timed out."""
+        held = self.try_lock(run_id, timeout)
+        try:
+            yield held is not None
+        finally:
+            if held is not None:
+                held.release()
+
+    def try_lock(self, run_id: str, timeout: float = 0) -> FileLock | None:
+        """Acquire the run's lock (without waiting by default); None if another process
+        holds it (past ``timeout`` seconds; -1 waits as long as it takes)."""
         (self.root / ".locks").mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.root / ".locks" / f"{run_id}.lock"))
         try:
             lock.acquire(timeout=timeout)
         except TimeoutError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            lock.release()
-
-    def try_lock(self, run_id: str) -> FileLock | None:
-        """Acquire the run's lock without waiting; None if another process holds it."""
-        (self.root / ".locks").mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.root / ".locks" / f"{run_id}.lock"))
-        try:
-            lock.acquire(timeout=0)
-        except TimeoutError:
             return None
         return lock
+
 
     # ------------------------------------------------------------------ checking
     def damage(self, run_id: str) -> str | None:

@@ -70,20 +70,20 @@ def check_find(ctx: Context, spec: FindSpec) -> None:
         net = build_network(spec.model, data.in_shape, data.n_classes)
     if spec.model.is_user:
         check_output(net, spec.model.name, data.in_shape, data.n_classes)
-    if not prunable_set(spec.model, data, spec.prune):
+    names = prunable_set(spec.model, data, spec.prune)
+    if not names:
         raise LprError(
             "exclude_first and exclude_last leave no prunable layer in model "
             f"{spec.model.name!r}: expected at least one prunable layer."
         )
     if spec.prune.structure == "unit":
-        _check_units(spec, data)
+        _check_units(spec, net, names)
 
 
-def _check_units(spec: FindSpec, data) -> None:
+def _check_units(spec: FindSpec, net: torch.nn.Module, names: list[str]) -> None:
     """A structured spec needs a coupling rule and levels that leave a unit per layer."""
-    net = build_network(spec.model, data.in_shape, data.n_classes)
-    names = prunable_set(spec.model, data, spec.prune)
     layers = prunable_unit_layers(net, names)
+
     total, most = total_units(layers), total_units(layers) - len(layers)
     for s in spec.prune.levels():
         if removal_count(s, total) > most:

@@ -76,19 +76,13 @@ class RunReader:
 
 def missing_runs(graph: JobGraph, store: RunStore) -> tuple[list[str], set[str]]:
     """(runs not in the store that should be, eval runs skipped as their find diverged)."""
-    missing = [i for i in graph.finds if not store.exists(i)]
-    if missing:
-        return missing + [i for i in graph.evals if not store.exists(i)], set()
+    miss_f, miss_e = graph.missing(store)
+    if miss_f:
+        return miss_f + miss_e, set()
     diverged = {i for i in graph.finds if FindRun(store, i).metrics.get("diverged")}
-    skipped: set[str] = set()
-    for run_id in graph.evals:
-        if store.exists(run_id):
-            continue
-        if any(f in diverged for f in graph.needs(run_id)):
-            skipped.add(run_id)
-        else:
-            missing.append(run_id)
-    return missing, skipped
+    skipped = {i for i in miss_e if any(f in diverged for f in graph.needs(i))}
+    return [i for i in miss_e if i not in skipped], skipped
+
 
 
 def collect(

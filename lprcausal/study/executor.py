@@ -149,11 +149,6 @@ def check_workers(client, rt: Runtime, graph: JobGraph) -> None:
 
 
 # ---------------------------------------------------------------------------- chunk work
-def find_chunk(ctx: Context, specs: list[FindSpec]) -> list[str]:
-    """Train the missing find runs of one chunk (fused)."""
-    return ensure_finds(ctx, specs)
-
-
 def eval_chunk(ctx: Context, specs: list[EvalSpec]) -> list[str]:
     """Train the missing eval runs of one chunk; returns the ids skipped (diverged finds)."""
     diverged = {}
@@ -180,7 +175,7 @@ def _written_of(ctx: Context, specs) -> list[str]:
 def _find_task(rt: Runtime, specs: list[FindSpec]) -> list[str]:
     """Train a find chunk on a worker; returns the ids it stored."""
     ctx = worker_context(rt)
-    find_chunk(ctx, specs)
+    ensure_finds(ctx, specs)
     return _written_of(ctx, specs)
 
 
@@ -200,7 +195,7 @@ def run_local(
     """Train every missing run in this process, chunk by chunk; returns skipped eval ids."""
     miss_f, _ = graph.missing(ctx.store)
     for chunk in chunks(graph, miss_f, chunk_size):
-        find_chunk(ctx, [graph.finds[i] for i in chunk])
+        ensure_finds(ctx, [graph.finds[i] for i in chunk])
     _, miss_e = graph.missing(ctx.store)
     skipped: list[str] = []
     for chunk in chunks(graph, miss_e, chunk_size):
