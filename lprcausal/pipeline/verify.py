@@ -61,12 +61,11 @@ def _sibling_key(run: StoredRun, store: RunStore) -> str:
     spec = run.spec.to_dict()
     spec.pop("seed", None)
     if run.kind == "eval":
-        for field in ("find",):
-            parent = spec.pop(field, None)
-            if parent is not None and store.exists(parent):
-                parent_spec = StoredRun(store, parent).spec.to_dict()
-                parent_spec.pop("seed", None)
-                spec["find_spec"] = parent_spec
+        parent = spec.pop("find", None)
+        if parent is not None and store.exists(parent):
+            parent_spec = StoredRun(store, parent).spec.to_dict()
+            parent_spec.pop("seed", None)
+            spec["find_spec"] = parent_spec
         mask = dict(spec.get("mask", {}))
         for field in ("lpr_from", "lpr_to", "seed"):
             mask.pop(field, None)
@@ -98,13 +97,11 @@ def retrain_alone(ctx: Context, run_id: str) -> dict:
     """
     stored = StoredRun(ctx.store, run_id)
     with tempfile.TemporaryDirectory(prefix="lprcausal-verify-") as scratch:
-        fresh = Context(
-            store=RunStore(Path(scratch) / "runs"),
-            data_root=ctx.data_root,
-            download=ctx.download,
-            cache_dir=ctx.cache_dir,
+        fresh = dataclasses.replace(  # the same data (loaded once), a scratch store
+            ctx, store=RunStore(Path(scratch) / "runs"),
             engine=dataclasses.replace(ctx.engine, fuse=False, progress=False),
         )
+
         for parent in stored.record.get("parents", []):
             shutil.copytree(ctx.store.run_dir(parent), fresh.store.run_dir(parent))
         ensure = ensure_finds if stored.kind == "find" else ensure_evals
