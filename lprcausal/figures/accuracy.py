@@ -56,10 +56,6 @@ def why_not_find_vs_eval(ds: xr.Dataset | None) -> str | None:
     return why
 
 
-def eval_title(h_eval: str) -> str:
-    return "H_eval = H_find (coupled)" if h_eval == COUPLED else f"H_eval: {h_eval}"
-
-
 def dense_accuracy(ds: xr.Dataset) -> xr.DataArray | None:
     """Dense find-phase accuracy per H_find (mean over seeds), or None without find_acc.
 
@@ -114,7 +110,7 @@ def accuracy_vs_sparsity(
                         alpha=0.8,
                     )
             _remaining_axis(axis, remaining)
-            axis.set_title(eval_title(e))
+            axis.set_title("H_eval = H_find (coupled)" if e == COUPLED else f"H_eval: {e}")
             percent_axis(axis)
         name = label_of(ds["sparsity"]).replace("removed", "remaining")
         axis_labels(fig, axes, owns, f"{name} (log scale)", label_of(ds["acc"]))

@@ -39,6 +39,7 @@ from lprcausal.figures.summary import (
     require,
     selection,
 )
+from lprcausal.results.check import labels
 from lprcausal.results.read import coupled_acc, fixed_evals
 
 FAMILY = "decoupled_vs_coupled"
@@ -51,10 +52,6 @@ def has_difference(ds: xr.Dataset) -> bool:
 
 def has_significance(stats: xr.Dataset | None) -> bool:
     return bool(records(stats, FAMILY))
-
-
-def _evals(ds: xr.Dataset) -> list[str]:
-    return [str(e) for e in ds["h_eval"].values]
 
 
 def heatmap(
@@ -80,7 +77,7 @@ def heatmap(
     looks = dict(looks) if looks else h_find_looks(ds["h_find"].values)
     diff = has_difference(ds)
     per_level = 2 if diff else 1
-    finds = [str(f) for f in ds["h_find"].values]
+    finds = labels(ds, "h_find")
     mean_acc = ds["acc"].mean("seed", skipna=True)
     delta = _difference(ds) if diff else None
     with figure_style(style):
@@ -111,7 +108,7 @@ def heatmap(
                         acc_ax,
                         m,
                         finds,
-                        _evals(ds),
+                        labels(ds, "h_eval"),
                         Normalize(*_limits(m)),
                         ACC_CMAP,
                         ("{:.1f}", "{:.0f}"),

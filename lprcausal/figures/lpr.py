@@ -34,6 +34,7 @@ from lprcausal.figures.summary import (
     short_layer,
     why_not_drawn,
 )
+from lprcausal.results.check import labels
 
 
 def why_not_layer_lpr(ds: xr.Dataset | None) -> str | None:
@@ -60,8 +61,7 @@ def layer_lpr(
     require(why_not_layer_lpr(ds), "layer_lpr")
     levels = selection(ds, "sparsity", sparsity)
     looks = dict(looks) if looks else h_find_looks(ds["h_find"].values)
-    layers = [str(v) for v in ds["layer"].values]
-    finds = [str(f) for f in ds["h_find"].values]
+    layers, finds = labels(ds, "layer"), labels(ds, "h_find")
     x = np.arange(len(layers), dtype=float)
     step = min(0.6 / max(len(finds), 1), 0.2)
     offsets = (np.arange(len(finds)) - (len(finds) - 1) / 2) * step

@@ -267,7 +267,10 @@ class Study:
                 {"h_find": f, "h_eval": e, "seed": s, "sparsity": sp, "id": i}
                 for (f, e, s, sp), i in g.decoupled.items()
             ],
-            "transplant": {label: list(dict.fromkeys(_ids(d))) for label, d in g.designs.items()},
+            "transplant": {
+                label: list(dict.fromkeys(spec_hash(s) for s in all_specs(d)))
+                for label, d in g.designs.items()
+            },
         }
 
     def results(self) -> dict[str, xr.Dataset]:
@@ -277,7 +280,3 @@ class Study:
         if not all(p.is_file() for p in paths.values()):
             self.collect()
         return {n: load_dataset(p) for n, p in paths.items()}
-
-
-def _ids(design) -> list[str]:
-    return [spec_hash(s) for s in all_specs(design)]
