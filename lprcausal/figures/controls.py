@@ -36,13 +36,7 @@ from lprcausal.figures.transplant import default_looks, groups, panel_columns, r
 from lprcausal.results.check import check_transplant
 from lprcausal.results.summary import mean_ci
 
-CONTROL_NAMES = {
-    "shuffle": "shuffle",
-    "random": "random",
-    "uniform": "uniform",
-    "erk": "ERK",
-    "lamp": "LAMP",
-}
+CONTROL_NAMES = {"erk": "ERK", "lamp": "LAMP"}  # the other controls print as they are
 
 
 def why_not_controls(tds: xr.Dataset | None) -> str | None:

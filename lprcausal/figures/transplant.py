@@ -244,20 +244,9 @@ def transplant_effects(
             axis.set_title(f"a = {a} → b = {b}, sparsity {float(s):g}")
         axis_labels(fig, axes, owns, "effect on eval accuracy (accuracy points)", None)
         source, ci_level = sorted(sources)[0]
-        handles = [
-            Line2D(
-                [], [], color=NEUTRAL, marker="o", ls="-", ms=4.5, label=f"{source} < {alpha:g}"
-            ),
-            Line2D(
-                [],
-                [],
-                color=NEUTRAL,
-                marker="o",
-                ls="-",
-                ms=4.5,
-                mfc="white",
-                label=f"p ≥ {alpha:g}",
-            ),
+        handles = [  # filled: significant; open: not
+            Line2D([], [], color=NEUTRAL, marker="o", ls="-", ms=4.5, mfc=fill, label=label)
+            for fill, label in ((None, f"{source} < {alpha:g}"), ("white", f"p ≥ {alpha:g}"))
         ]
         legend(fig, axes, handles, owns, title=f"estimate and {ci_level:.0%} t interval")
     return fig
