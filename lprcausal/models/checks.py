@@ -18,9 +18,8 @@ def _is_int(value: object) -> bool:
 
 def positive_ints(field: str, value: object, expected: str) -> tuple[int, ...]:
     """Return ``value`` as a tuple of positive ints, or raise naming ``field``."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise bad_value(field, value, expected)
-    if not all(_is_int(v) and v >= 1 for v in value):
+    if (isinstance(value, (str, bytes)) or not isinstance(value, Sequence)
+            or not all(_is_int(v) and v >= 1 for v in value)):
         raise bad_value(field, value, expected)
     return tuple(int(v) for v in value)
 
@@ -60,5 +59,6 @@ def widths_of(
     expected = f"a tuple of {n}positive integers ({meaning}) for model {model!r}"
     cleaned = positive_ints("widths", widths, expected)
     if len(cleaned) == 0 or (exact_len and len(cleaned) != len(default)):
-        raise LprError(f"widths = {widths!r} is not valid: expected {expected}.")
+        raise bad_value("widths", widths, expected)
+
     return cleaned
