@@ -25,6 +25,7 @@ from lprcausal.figures.style import (
     label_of,
     legend,
     look,
+    look_handles,
     panels,
     percent_axis,
     percent_text,
@@ -114,10 +115,7 @@ def accuracy_vs_sparsity(
             percent_axis(axis)
         name = label_of(ds["sparsity"]).replace("removed", "remaining")
         axis_labels(fig, axes, owns, f"{name} (log scale)", label_of(ds["acc"]))
-        handles = [
-            Line2D([], [], color=look(looks, f).color, marker=look(looks, f).marker, label=f)
-            for f in ds["h_find"].values.tolist()
-        ]
+        handles = look_handles(looks, ds["h_find"].values.tolist())
         handles.append(
             Patch(color=NEUTRAL, alpha=0.22, lw=0, label=f"{level:.0%} t interval over seeds")
         )
@@ -196,12 +194,7 @@ def find_vs_eval(
             percent_axis(axis, "x")
             percent_axis(axis, "y")
         axis_labels(fig, axes, owns, label_of(ds["find_acc"]), label_of(ds["acc"]))
-        handles = [
-            Line2D(
-                [], [], color=look(looks, f).color, marker=look(looks, f).marker, ls="none", label=f
-            )
-            for f in ds["h_find"].values.tolist()
-        ]
+        handles = look_handles(looks, ds["h_find"].values.tolist(), ls="none")
         title = f"H_find, eval with {'H_eval = H_find' if e == COUPLED else e}"
         if any(_rank_note(stats, s, e) for s in levels):
             title += "; ρ: Spearman over H_find"

@@ -24,6 +24,7 @@ from lprcausal.figures.style import (
     label_of,
     legend,
     look,
+    look_handles,
     panels,
     percent_axis,
 )
@@ -120,10 +121,7 @@ def layer_lpr(
             "prunable layer in network order, with its weight count",
             label_of(ds["lpr"]),
         )
-        handles = [
-            Line2D([], [], color=look(looks, f).color, marker=look(looks, f).marker, label=f)
-            for f in finds
-        ]
+        handles = look_handles(looks, finds)
         handles.append(
             Line2D([], [], color=NEUTRAL, ls=":", lw=0.8, label="global sparsity (uniform LPR)")
         )

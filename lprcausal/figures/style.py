@@ -22,6 +22,7 @@ from cycler import cycler
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure, SubFigure
+from matplotlib.lines import Line2D
 
 from lprcausal.errors import LprError, bad_value
 from lprcausal.figures.names import FORMATS, STYLES, WIDTHS
@@ -166,6 +167,12 @@ def look(looks: dict[str, Look], label: str) -> Look:
     if label not in looks:
         looks.update({label: h_find_looks([*looks, label])[label]})
     return looks[label]
+
+
+def look_handles(looks: dict[str, Look], labels: Iterable[str], **line) -> list[Line2D]:
+    """Legend handles, one per label in its look (``line``: more Line2D options)."""
+    return [Line2D([], [], color=look(looks, f).color, marker=look(looks, f).marker, label=f,
+                   **line) for f in labels]
 
 
 def new_figure(

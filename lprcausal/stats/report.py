@@ -57,12 +57,6 @@ def library_versions() -> str:
     )
 
 
-def find_results(results_dir: str | Path) -> dict[str, xr.Dataset]:
-    """The result Datasets of a study folder: ``{"decoupled": ..., "transplant": ...}``
-    for whichever of ``decoupled.nc`` / ``transplant.nc`` exist (LprError if neither)."""
-    found = load_results_dir(results_dir, INPUTS)
-    return {name: ds for name, ds in found.items() if ds is not None}
-
 
 def check_options(level: float, tost_margin: float) -> None:
     if not (isinstance(level, (int, float)) and 0.5 < level < 1):
@@ -142,11 +136,13 @@ def analyze_results(
     level: float = analyses.DEFAULT_LEVEL,
     tost_margin: float = analyses.DEFAULT_TOST_MARGIN,
 ) -> StatsResult:
-    """:func:`analyze` on the Datasets of a results directory."""
-    check_options(level, tost_margin)
-    return analyze(
-        find_results(results_dir), level=level, tost_margin=tost_margin, source=str(results_dir)
-    )
+    """:func:`analyze` on whichever of ``decoupled.nc`` / ``transplant.nc`` a results
+    directory holds (LprError if neither)."""
+    check_options(level, tost_margin)  # before any file is read
+    found = load_results_dir(results_dir, INPUTS)
+    data = {name: ds for name, ds in found.items() if ds is not None}
+    return analyze(data, level=level, tost_margin=tost_margin, source=str(results_dir))
+
 
 
 def _seed_warnings(ds: xr.Dataset, file: str) -> list[str]:
