@@ -354,9 +354,8 @@ class TrainConfig(_Config):
             warm, total = point_to_step(self.warmup, spe, "warmup"), self.total_steps(n_train)
         if warm > total:
             raise LprError(
-                f"warmup = {self.warmup!r} is longer than training "
-                f"({self.epochs if self.epochs is not None else self.iterations}"
-                f"{length_unit}): expected a warmup of at most the training length."
+                f"warmup = {self.warmup!r} is longer than training ({length}{length_unit}): "
+                "expected a warmup of at most the training length."
             )
 
     def check_fits(self, n_train: int) -> None:

@@ -38,13 +38,13 @@ from lprcausal.figures.style import (
     save_figure,
 )
 from lprcausal.figures.transplant import (
-    roles,
+    default_looks,
     transplant_effects,
     transplant_interaction,
     why_not_transplant,
 )
 from lprcausal.filemode import atomic_path
-from lprcausal.results.check import check_decoupled, check_transplant
+from lprcausal.results.check import check_decoupled, check_transplant, labels
 from lprcausal.results.io import load_results_dir
 
 
@@ -59,11 +59,10 @@ class Results:
 
     def looks(self) -> dict[str, Look]:
         """One look per H_find of the study, in the order of ``decoupled.h_find``."""
-        labels = [str(v) for v in self.decoupled["h_find"].values] if self.decoupled else []
+        found = labels(self.decoupled, "h_find") if self.decoupled else []
         if self.transplant is not None and "acc" in self.transplant:
-            tds = self.transplant
-            labels += [lab for p in tds["pair"].values for lab in roles(tds, str(p))]
-        return h_find_looks(labels)
+            found += list(default_looks(self.transplant))  # the pairs' H_find, first seen first
+        return h_find_looks(found)
 
 
 def load_results(results_dir: str | os.PathLike) -> Results:

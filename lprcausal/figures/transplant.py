@@ -38,7 +38,7 @@ from lprcausal.figures.summary import (
     why_not_drawn,
 )
 from lprcausal.results.check import check_transplant
-from lprcausal.results.schema import CONTRASTS
+from lprcausal.results.schema import CONTRASTS, ROLES
 from lprcausal.results.summary import mean_ci
 
 AxesArg = Axes | Sequence[Axes] | None
@@ -77,8 +77,7 @@ def panel_columns(cells: list[tuple[str, float]], width: str) -> int:
 def roles(tds: xr.Dataset, pair: str) -> tuple[str, str]:
     """The H_find labels of roles a and b in ``pair``."""
     row = tds.sel(pair=pair)
-    a = str(row["a"].values) if "a" in row.coords else "a"
-    b = str(row["b"].values) if "b" in row.coords else "b"
+    a, b = (str(row[r].values) if r in row.coords else r for r in ROLES)
     return a, b
 
 

@@ -119,10 +119,8 @@ def check_transplant(ds: xr.Dataset) -> None:
                 f"transplant.nc has no coordinate {role}(pair): expected the H_find label of "
                 f"role {role} of each pair, as {MADE_TRANSPLANT}."
             )
-    if "acc_alpha" in ds:
-        check_accuracy(require(ds, "acc_alpha", ("pair", "alpha", "seed", "sparsity"),
-                               "transplant.nc", MADE_TRANSPLANT), "transplant.nc")
-    if "acc_control" in ds:
-        check_accuracy(require(ds, "acc_control", ("pair", "control", "w_src", "seed",
-                                                   "sparsity"), "transplant.nc",
-                               MADE_TRANSPLANT), "transplant.nc")
+    for var, extra in (("acc_alpha", ("alpha",)), ("acc_control", ("control", "w_src"))):
+        if var in ds:
+            dims = ("pair", *extra, "seed", "sparsity")
+            da = require(ds, var, dims, "transplant.nc", MADE_TRANSPLANT)
+            check_accuracy(da, "transplant.nc")

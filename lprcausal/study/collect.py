@@ -178,7 +178,7 @@ def decoupled_dataset(graph: JobGraph, reader: RunReader, attrs: dict) -> xr.Dat
             "n_params": ("layer", np.array([n for _name, n in layers], dtype=np.int64),
                          _unit("weights in the prunable layer")),
         },
-        coords=_base_coords(spec, hf, he, seeds, sp) | {"layer": [n for n, _ in layers]},
+        coords=_base_coords(hf, he, seeds, sp) | {"layer": [n for n, _ in layers]},
     )
     ds["layer"].attrs = {"long_name": "prunable parameter name"}
     if structured:
@@ -221,7 +221,7 @@ def _layers(graph: JobGraph, reader: RunReader) -> list[tuple[str, int]]:
     return [(row["name"], int(row["n_params"])) for row in first.layers]
 
 
-def _base_coords(spec: StudySpec, hf, he, seeds, sp) -> dict:
+def _base_coords(hf, he, seeds, sp) -> dict:
     return {
         "h_find": ("h_find", hf, {"long_name": "H_find label (find-phase hyperparameters)"}),
         "h_eval": (
