@@ -30,13 +30,7 @@ from lprcausal.figures.style import (
     percent_axis,
     percent_text,
 )
-from lprcausal.figures.summary import (
-    default_eval,
-    records,
-    require,
-    selection,
-    why_not_drawn,
-)
+from lprcausal.figures.summary import default_eval, records, require, selection, why_not_drawn
 from lprcausal.results.schema import COUPLED
 from lprcausal.results.summary import mean_ci
 

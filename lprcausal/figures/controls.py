@@ -13,7 +13,6 @@ import numpy as np
 import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 
 from lprcausal.figures.style import (
     NEUTRAL,
@@ -27,12 +26,14 @@ from lprcausal.figures.style import (
     panels,
     percent_axis,
 )
-from lprcausal.figures.summary import (
-    pair_title,
-    require,
-    why_not_drawn,
+from lprcausal.figures.summary import pair_title, require, why_not_drawn
+from lprcausal.figures.transplant import (
+    default_looks,
+    groups,
+    panel_columns,
+    roles,
+    weights_handles,
 )
-from lprcausal.figures.transplant import default_looks, groups, panel_columns, roles
 from lprcausal.results.check import check_transplant
 from lprcausal.results.summary import mean_ci
 
@@ -103,7 +104,6 @@ def controls(
             ncols=panel_columns(cells, width),
             aspect=0.5,
         )
-        handles: dict[str, Line2D] = {}
         for axis, (p, s) in zip(axes, cells, strict=True):
             names, acc = control_cells(tds, p, s)
             mean, low, high = mean_ci(acc, "seed", level)
@@ -132,17 +132,6 @@ def controls(
                     ms=4,
                     lw=1.0,
                 )
-                handles.setdefault(
-                    name,
-                    Line2D(
-                        [],
-                        [],
-                        color=lk.color,
-                        marker=lk.marker,
-                        ls="none",
-                        label=f"weights of {name}",
-                    ),
-                )
             axis.axvline(1.5, color=NEUTRAL, lw=0.6, ls=":")
             fit_ticklabels(axis, x, names)
             axis.set_xlim(-0.6, len(names) - 0.4)
@@ -152,7 +141,7 @@ def controls(
         legend(
             fig,
             axes,
-            list(handles.values()),
+            weights_handles(tds, cells, looks, ls="none"),
             owns,
             title=f"dots: seeds; markers: mean ± {level:.0%} t interval",
         )

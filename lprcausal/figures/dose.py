@@ -27,10 +27,7 @@ from lprcausal.figures.style import (
     panels,
     percent_axis,
 )
-from lprcausal.figures.summary import (
-    require,
-    why_not_drawn,
-)
+from lprcausal.figures.summary import require, why_not_drawn
 from lprcausal.figures.transplant import default_looks, groups, roles
 from lprcausal.results.check import check_transplant
 from lprcausal.results.summary import mean_ci

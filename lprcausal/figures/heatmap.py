@@ -33,12 +33,7 @@ from lprcausal.figures.style import (
     wrap,
     wrap_to,
 )
-from lprcausal.figures.summary import (
-    correction_name,
-    records,
-    require,
-    selection,
-)
+from lprcausal.figures.summary import correction_name, records, require, selection
 from lprcausal.results.check import labels
 from lprcausal.results.read import coupled_acc, fixed_evals
 

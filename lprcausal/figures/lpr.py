@@ -28,13 +28,7 @@ from lprcausal.figures.style import (
     panels,
     percent_axis,
 )
-from lprcausal.figures.summary import (
-    count_text,
-    require,
-    selection,
-    short_layer,
-    why_not_drawn,
-)
+from lprcausal.figures.summary import count_text, require, selection, short_layer, why_not_drawn
 from lprcausal.results.check import labels
 
 

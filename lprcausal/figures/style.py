@@ -169,10 +169,13 @@ def look(looks: dict[str, Look], label: str) -> Look:
     return looks[label]
 
 
-def look_handles(looks: dict[str, Look], labels: Iterable[str], **line) -> list[Line2D]:
-    """Legend handles, one per label in its look (``line``: more Line2D options)."""
-    return [Line2D([], [], color=look(looks, f).color, marker=look(looks, f).marker, label=f,
-                   **line) for f in labels]
+def look_handles(
+    looks: dict[str, Look], labels: Iterable[str], text: str = "{}", **line
+) -> list[Line2D]:
+    """Legend handles, one per label in its look, named ``text.format(label)`` (``line``:
+    more Line2D options)."""
+    return [Line2D([], [], color=look(looks, f).color, marker=look(looks, f).marker,
+                   label=text.format(f), **line) for f in labels]
 
 
 def new_figure(

@@ -26,6 +26,7 @@ from lprcausal.figures.style import (
     label_of,
     legend,
     look,
+    look_handles,
     panels,
     percent_axis,
 )
@@ -81,6 +82,14 @@ def roles(tds: xr.Dataset, pair: str) -> tuple[str, str]:
     return a, b
 
 
+def weights_handles(
+    tds: xr.Dataset, cells: list[tuple[str, float]], looks: dict[str, Look], **line
+) -> list[Line2D]:
+    """Legend handles "weights of <H_find>" for the H_find of the panels' pairs."""
+    names = dict.fromkeys(name for p, _ in cells for name in roles(tds, p))
+    return look_handles(looks, names, "weights of {}", **line)
+
+
 def default_looks(tds: xr.Dataset) -> dict[str, Look]:
     """Looks for the H_find labels of the pairs (first seen first) when none are given."""
     labels = [lab for p in tds["pair"].values for lab in roles(tds, str(p))]
@@ -112,7 +121,6 @@ def transplant_interaction(
         fig, axes, owns = panels(
             ax, len(cells), "one per pair and sparsity", width=width, style=style
         )
-        handles: dict[str, Line2D] = {}
         for axis, (p, s) in zip(axes, cells, strict=True):
             names = roles(tds, p)
             acc = tds["acc"].sel(pair=p, sparsity=s).transpose("w_src", "lpr_src", "seed")
@@ -133,17 +141,14 @@ def transplant_interaction(
                     lw=1.6,
                     ms=4,
                 )
-                handles.setdefault(
-                    name,
-                    Line2D([], [], color=lk.color, marker=lk.marker, label=f"weights of {name}"),
-                )
             axis.set_xticks([0, 1], labels=[f"LPR of\n{names[0]}", f"LPR of\n{names[1]}"])
             axis.set_xlim(-0.3, 1.3)
             percent_axis(axis)
             axis.set_title(pair_title(p, s))
         axis_labels(fig, axes, owns, None, label_of(tds["acc"]))
         extra = Line2D([], [], color=NEUTRAL, lw=0.5, alpha=0.5, label="one seed")
-        legend(fig, axes, [*handles.values(), extra], owns, title=f"mean ± {level:.0%} t interval")
+        handles = [*weights_handles(tds, cells, looks), extra]
+        legend(fig, axes, handles, owns, title=f"mean ± {level:.0%} t interval")
     return fig
 
 
