@@ -29,7 +29,7 @@ from lprcausal.results.read import (
 from lprcausal.stats.paired import no_interval, paired_t, permutation_record
 from lprcausal.stats.ranking import rank_agreement
 from lprcausal.stats.records import NAN, TestRecord, join_notes
-from lprcausal.stats.schema import DEFAULT_LEVEL, tag
+from lprcausal.stats.schema import DEFAULT_LEVEL, nan_mean, tag
 
 # Label permutations for the LPR omnibus test: exact when there are at most this many
 # distinct arrangements, else this many random ones.
@@ -150,16 +150,9 @@ def decoupling_tests(
     return out, warnings
 
 
-def _nanmean_rows(x: np.ndarray) -> np.ndarray:
-    """Mean over axis 1 ignoring NaN; NaN (without a warning) for an all-NaN row."""
-    n = (~np.isnan(x)).sum(axis=1)
-    total = np.where(np.isnan(x), 0.0, x).sum(axis=1)
-    return np.where(n > 0, total / np.maximum(n, 1), np.nan)
-
-
 def _ranking(find_acc: np.ndarray, eval_acc: np.ndarray, e: str, s: float) -> list[TestRecord]:
     """Rank agreement over H_find of seed-mean find accuracy and seed-mean eval accuracy."""
-    find_mean, eval_mean = _nanmean_rows(find_acc), _nanmean_rows(eval_acc)
+    find_mean, eval_mean = nan_mean(find_acc, 1)[0], nan_mean(eval_acc, 1)[0]
     out = []
     for method, family, name in (
         ("spearman", "find_eval_ranking", "rho"),

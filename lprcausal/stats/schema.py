@@ -24,6 +24,13 @@ def tag(rec: TestRecord, family: str, coords: dict, note: str = "") -> TestRecor
     return rec
 
 
+def nan_mean(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean over ``axis`` ignoring NaN, count of the values it averages); the mean is
+    NaN, without numpy's warning, where every value is NaN."""
+    n = (~np.isnan(x)).sum(axis=axis)
+    return np.where(n > 0, np.nansum(x, axis=axis) / np.maximum(n, 1), np.nan), n
+
+
 def diverged_summary(ds: xr.Dataset, file: str) -> str:
     """One line on diverged runs (``diverged*`` flags, else NaN accuracies) in ``ds``."""
     flags = [v for v in ds.data_vars if str(v).startswith("diverged")]

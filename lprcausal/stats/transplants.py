@@ -19,7 +19,7 @@ from lprcausal.stats.mediation import mediation_tests, nie_test, proportion_medi
 from lprcausal.stats.mediation import transplant_contrasts as _contrasts
 from lprcausal.stats.paired import tost_paired
 from lprcausal.stats.records import TestRecord
-from lprcausal.stats.schema import DEFAULT_LEVEL, DEFAULT_TOST_MARGIN, tag
+from lprcausal.stats.schema import DEFAULT_LEVEL, DEFAULT_TOST_MARGIN, nan_mean, tag
 from lprcausal.stats.trend import isotonic_fit, page_trend, per_seed_slopes, slope_test
 
 
@@ -175,8 +175,7 @@ def dose_fit(tds: xr.Dataset) -> xr.Dataset:
     dose = dose.transpose("pair", "alpha", "seed", "sparsity")
     y = dose.values.astype(float)
     alphas = dose["alpha"].values.astype(float)
-    n = (~np.isnan(y)).sum(axis=2)
-    mean = np.where(n > 0, np.nansum(y, axis=2) / np.maximum(n, 1), np.nan)
+    mean, n = nan_mean(y, 2)
     dev = np.where(np.isnan(y), 0.0, y - np.nan_to_num(mean)[:, :, None, :])
     sd = np.where(n > 1, np.sqrt((dev**2).sum(axis=2) / np.maximum(n - 1, 1)), np.nan)
     iso = np.full(mean.shape, np.nan)
