@@ -119,13 +119,11 @@ class RunWriter:
 
 
 def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj
-    if isinstance(obj, tuple):
-        return list(obj)
+    # json writes floats and tuples itself; only paths need help
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serializable: {type(obj)}")
+
 
 
 class RunStore:
