@@ -49,35 +49,32 @@ def _mnist_layout(name: str, tv_class: str, mean: float, std: float) -> ImageSet
 
 
 SPECS: dict[str, ImageSetSpec] = {
-    spec.name: spec
-    for spec in (
-        _mnist_layout("mnist", "MNIST", 0.1307, 0.3081),
-        _mnist_layout("fashionmnist", "FashionMNIST", 0.2860, 0.3530),
-        ImageSetSpec(
-            name="cifar10",
-            tv_class="CIFAR10",
-            folder="cifar-10-batches-py",
-            train_files=tuple(f"data_batch_{i}" for i in range(1, 6)),
-            test_files=("test_batch",),
-            kind="cifar",
-            n_classes=10,
-            mean=(0.4914, 0.4822, 0.4465),
-            std=(0.2470, 0.2435, 0.2616),
-            label_key="labels",
-        ),
-        ImageSetSpec(
-            name="cifar100",
-            tv_class="CIFAR100",
-            folder="cifar-100-python",
-            train_files=("train",),
-            test_files=("test",),
-            kind="cifar",
-            n_classes=100,
-            mean=(0.5071, 0.4865, 0.4409),
-            std=(0.2673, 0.2564, 0.2762),
-            label_key="fine_labels",
-        ),
-    )
+    "mnist": _mnist_layout("mnist", "MNIST", 0.1307, 0.3081),
+    "fashionmnist": _mnist_layout("fashionmnist", "FashionMNIST", 0.2860, 0.3530),
+    "cifar10": ImageSetSpec(
+        name="cifar10",
+        tv_class="CIFAR10",
+        folder="cifar-10-batches-py",
+        train_files=tuple(f"data_batch_{i}" for i in range(1, 6)),
+        test_files=("test_batch",),
+        kind="cifar",
+        n_classes=10,
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
+        label_key="labels",
+    ),
+    "cifar100": ImageSetSpec(
+        name="cifar100",
+        tv_class="CIFAR100",
+        folder="cifar-100-python",
+        train_files=("train",),
+        test_files=("test",),
+        kind="cifar",
+        n_classes=100,
+        mean=(0.5071, 0.4865, 0.4409),
+        std=(0.2673, 0.2564, 0.2762),
+        label_key="fine_labels",
+    ),
 }
 
 
