@@ -122,23 +122,60 @@ COMPACT_KEPT = {"params_kept": "parameters", "flops_kept": "forward FLOPs"}
 def decoupled_dataset(graph: JobGraph, reader: RunReader, attrs: dict) -> xr.Dataset:
     spec = graph.spec
     hf, he = [p.label for p in spec.h_find], [p.label for p in spec.h_eval]
-    seeds, sp = list(spec.seeds), list(spec.sparsities)
-    dims4 = ("h_find", "h_eval", "seed", "sparsity")
-    evals = _gather(
-        (hf, he, seeds, sp), lambda f, e, seed, s: graph.decoupled[(f, e, seed, s)], reader
+    # The design, recorded where it is known: equal H are equal TrainConfigs here.
+    same_h = np.array([[not e.coupled and e.train == f.train for e in spec.h_eval]
+                       for f in spec.h_find], dtype=bool)
+    return decoupled_from_runs(
+        reader,
+        (hf, he, list(spec.seeds), list(spec.sparsities)),
+        lambda f, seed: graph.find_ids[(f, seed)],
+        lambda f, e, seed, s: graph.decoupled[(f, e, seed, s)],
+        same_h,
+        hp_coords={**_hp_coords(spec.h_find, "", "h_find"),
+                   **_hp_coords(spec.h_eval, "eval_", "h_eval")},
+        reference_h_find=spec.reference_h_find,
+        reference_h_eval=spec.reference_h_eval,
+        attrs={**attrs, "title": f"{spec.title}: decoupled find/eval", "eval_mode": spec.mode},
     )
+
+
+def decoupled_from_runs(
+    reader: RunReader,
+    grid: tuple[list[str], list[str], list[int], list[float]],
+    find_id: Callable[[str, int], str],
+    eval_id: Callable[[str, str, int, float], str],
+    same_h: np.ndarray,
+    *,
+    hp_coords: dict,
+    reference_h_find: str | None = None,
+    reference_h_eval: str | None = None,
+    attrs: dict,
+) -> xr.Dataset:
+    """The decoupled Dataset of stored runs, whoever trained them (the engine for a study,
+    the user's loop for :func:`lprcausal.decoupled_runs`).
+
+    ``grid``: the H_find labels, H_eval labels, seeds and sparsities. ``find_id(f, seed)``
+    and ``eval_id(f, e, seed, s)`` name the run of each cell; ``same_h[i, j]``: H_find
+    ``i`` and H_eval ``j`` are the same H. ``hp_coords``: coordinates along ``h_find`` /
+    ``h_eval`` (:func:`hp_coords`). The design goes through
+    :func:`lprcausal.results.build.decoupled_design`.
+    """
+    hf, he, seeds, sp = grid
+    dims4 = ("h_find", "h_eval", "seed", "sparsity")
+    evals = gather_cells((hf, he, seeds, sp), eval_id, reader)
     find_acc = np.full((len(hf), len(seeds), len(sp)), np.nan)
     pruned_acc = np.full(find_acc.shape, np.nan)
     find_div = np.zeros((len(hf), len(seeds)), dtype=bool)
     find_run = np.full(find_div.shape, "", dtype=object)
-    layers = _layers(graph, reader)
+    layers = [(row["name"], int(row["n_params"]))
+              for row in reader.find(find_id(hf[0], seeds[0])).layers]
     lpr = np.full((*find_acc.shape, len(layers)), np.nan)
     unit_lpr = np.full(lpr.shape, np.nan)  # structured pruning: fraction of units removed
     kept = {k: np.full(find_acc.shape, np.nan) for k in COMPACT_KEPT}  # and its compaction
     structured = False
     for i, f in enumerate(hf):
         for j, seed in enumerate(seeds):
-            run = reader.find(graph.find_ids[(f, seed)])
+            run = reader.find(find_id(f, seed))
             find_run[i, j] = run.id
             find_div[i, j] = bool(run.metrics.get("diverged"))
             for k, s in enumerate(sp):
@@ -146,7 +183,8 @@ def decoupled_dataset(graph: JobGraph, reader: RunReader, attrs: dict) -> xr.Dat
                 if find_div[i, j]:
                     continue  # NaN weights: no accuracy and no LPR means anything
                 find_acc[i, j, k] = run.metrics["find_acc"][key]
-                pruned_acc[i, j, k] = run.metrics["pruned_acc"][key]
+                # a run of the user's own loop has no accuracy right after pruning
+                pruned_acc[i, j, k] = run.metrics.get("pruned_acc", {}).get(key, np.nan)
                 ratios = run.metrics["lpr"][key]
                 lpr[i, j, k] = [ratios[name] for name, _n in layers]
                 if "unit_lpr" in run.metrics:
@@ -189,22 +227,15 @@ def decoupled_dataset(graph: JobGraph, reader: RunReader, attrs: dict) -> xr.Dat
         ds["unit_lpr"] = (f4, unit_lpr, _unit(
             "fraction of the layer's units (neurons / channels) removed; lpr is the fraction "
             "of its weights"))
-    ds = ds.assign_coords(_hp_coords(spec.h_find, "", "h_find"))
-    ds = ds.assign_coords(_hp_coords(spec.h_eval, "eval_", "h_eval"))
-    # The design, recorded where it is known: equal H are equal TrainConfigs here.
-    same_h = np.array([[not e.coupled and e.train == f.train for e in spec.h_eval]
-                       for f in spec.h_find], dtype=bool)
+    ds = ds.assign_coords(hp_coords)
     design, design_attrs = build.decoupled_design(
-        hf, he, same_h,
-        reference_h_find=spec.reference_h_find, reference_h_eval=spec.reference_h_eval,
+        hf, he, same_h, reference_h_find=reference_h_find, reference_h_eval=reference_h_eval,
     )
     ds = ds.assign_coords(design)
     ds.attrs = {
         **attrs,
-        "title": f"{spec.title}: decoupled find/eval",
         "n_diverged": int(diverged.sum()),
         "n_diverged_find": int(find_div.sum()),
-        "eval_mode": spec.mode,
         **design_attrs,
     }
     return ds
@@ -213,12 +244,6 @@ def decoupled_dataset(graph: JobGraph, reader: RunReader, attrs: dict) -> xr.Dat
 def _unit(long_name: str) -> dict:
     """Attrs of a dimensionless variable (accuracies, fractions, counts)."""
     return {"long_name": long_name, "units": "1"}
-
-
-def _layers(graph: JobGraph, reader: RunReader) -> list[tuple[str, int]]:
-    """(name, n_params) of the prunable layers (the same for every find run of a study)."""
-    first = reader.find(next(iter(graph.finds)))
-    return [(row["name"], int(row["n_params"])) for row in first.layers]
 
 
 def _base_coords(hf, he, seeds, sp) -> dict:
@@ -237,20 +262,30 @@ def _base_coords(hf, he, seeds, sp) -> dict:
 def _hp_coords(points: tuple[HPoint, ...], prefix: str, dim: str) -> dict:
     """Coordinates along ``dim``: each hyperparameter that defines a point, and the full H."""
     fields = list(dict.fromkeys(f for p in points for f in p.fields))
+    return hp_coords(
+        dim, prefix, fields,
+        [None if p.coupled else {f: getattr(p.train, f) for f in fields} for p in points],
+        [None if p.coupled else p.train.to_dict() for p in points],
+    )
+
+
+def hp_coords(dim: str, prefix: str, fields: list[str], values: list[dict | None],
+              configs: list[dict | None]) -> dict:
+    """Coordinates along ``dim`` (``h_find`` or ``h_eval``): ``<prefix><field>`` for each of
+    ``fields`` (``values[i][field]``) and ``<dim>_config``, the full H of each label as JSON
+    (``configs[i]``). None marks the ``coupled`` arm (NaN or '' in the field coordinates)."""
     phase = "H_find" if dim == "h_find" else "H_eval"
     out: dict[str, Any] = {}
     for f in fields:
-        values = [None if p.coupled else getattr(p.train, f) for p in points]
+        column = [None if v is None else v.get(f) for v in values]
         attrs = {"long_name": f"{phase} {f}"}
         if f in HP_UNITS:
             attrs["units"] = HP_UNITS[f]
-        out[prefix + f] = (dim, _coord_values(values), attrs)
-    configs = [
-        "coupled" if p.coupled else json.dumps(p.train.to_dict(), sort_keys=True) for p in points
-    ]
+        out[prefix + f] = (dim, _coord_values(column), attrs)
+    text = ["coupled" if c is None else json.dumps(c, sort_keys=True) for c in configs]
     out[f"{dim}_config"] = (
         dim,
-        np.array(configs, dtype=object).astype(str),
+        np.array(text, dtype=object).astype(str),
         {"long_name": f"full {phase} of each label (JSON)"},
     )
     return out
@@ -285,50 +320,70 @@ def transplant_dataset(
     alphas, controls and H_eval labelled ``h_eval``): the cells a study's [transplant]
     table and ``lprcausal transplant`` both write."""
     first = designs[0]
-    seeds, sp = list(first.seeds()), list(first.sparsities)
     runs = [dict(zip(d.seeds(), d.pairs, strict=True)) for d in designs]
-    ab, index = [0, 1], list(range(len(designs)))
 
-    def cells(values: tuple, spec_of) -> dict:
-        return _gather(
-            values, lambda i, *rest: spec_hash(spec_of(designs[i], runs[i], *rest)), reader
-        )
+    def main(i, w, lpr, seed, s):
+        return spec_hash(cell_spec(designs[i], runs[i][seed], w, lpr, s, seed))
 
-    def main(d, r, w, lpr, seed, s):
-        return cell_spec(d, r[seed], w, lpr, s, seed)
+    def dose(i, a, seed, s):
+        return spec_hash(alpha_spec(designs[i], runs[i][seed], a, s, seed))
 
-    def dose(d, r, a, seed, s):
-        return alpha_spec(d, r[seed], a, s, seed)
+    def control(i, c, w, seed, s):
+        return spec_hash(control_spec(designs[i], runs[i][seed], w, c, s, seed))
 
-    def control(d, r, c, w, seed, s):
-        return control_spec(d, r[seed], w, c, s, seed)
+    return transplant_from_runs(
+        [d.names for d in designs], list(first.seeds()), list(first.sparsities), reader,
+        {**attrs, "h_eval": h_eval,
+         "h_eval_config": json.dumps(first.train.to_dict(), sort_keys=True),
+         "eval_mode": first.mode},
+        cell_id=main, alphas=first.alphas, alpha_id=dose,
+        controls=first.controls, control_id=control,
+    )
 
+
+def transplant_from_runs(
+    names: list[tuple[str, str]],
+    seeds: list[int],
+    sparsities: list[float],
+    reader: RunReader,
+    attrs: dict,
+    *,
+    cell_id: Callable[..., str],
+    alphas: tuple[float, ...] = (),
+    alpha_id: Callable[..., str] | None = None,
+    controls: tuple[str, ...] = (),
+    control_id: Callable[..., str] | None = None,
+) -> xr.Dataset:
+    """The transplant Dataset of stored eval runs, whoever trained them (the engine, or
+    the user's loop for :func:`lprcausal.transplant_runs`).
+
+    ``names``: the (a, b) H_find labels of each pair. ``cell_id(pair_index, w, lpr, seed,
+    s)`` (``w``, ``lpr`` in 0 = a, 1 = b), ``alpha_id(pair_index, alpha, seed, s)`` and
+    ``control_id(pair_index, control, w, seed, s)`` name the run of each cell. ``attrs``
+    should carry ``h_eval``, ``h_eval_config`` and ``eval_mode``; ``n_diverged`` is added.
+    """
+    ab, index = [0, 1], list(range(len(names)))
     ds = build.transplant_dataset(
-        [d.names for d in designs],
+        names,
         seeds,
-        sp,
-        cells((index, ab, ab, seeds, sp), main),
-        alphas=first.alphas,
-        alpha_cells=cells((index, list(first.alphas), seeds, sp), dose) if first.alphas else None,
-        controls=first.controls,
+        sparsities,
+        gather_cells((index, ab, ab, seeds, sparsities), cell_id, reader),
+        alphas=alphas,
+        alpha_cells=(gather_cells((index, list(alphas), seeds, sparsities), alpha_id, reader)
+                     if alphas else None),
+        controls=controls,
         control_cells=(
-            cells((index, list(first.controls), ab, seeds, sp), control)
-            if first.controls else None
+            gather_cells((index, list(controls), ab, seeds, sparsities), control_id, reader)
+            if controls else None
         ),
     )
     n_div = sum(int(ds[v].sum()) for v in ds.data_vars if v.startswith("diverged"))
-    ds.attrs = {
-        **attrs,
-        "h_eval": h_eval,
-        "h_eval_config": json.dumps(first.train.to_dict(), sort_keys=True),
-        "eval_mode": first.mode,
-        "n_diverged": n_div,
-    }
+    ds.attrs = {**attrs, "n_diverged": n_div}
     return ds
 
 
 # ---------------------------------------------------------------------------- shared
-def _gather(
+def gather_cells(
     values: tuple, run_id_of: Callable[..., str], reader: RunReader
 ) -> dict[str, np.ndarray]:
     """acc, val_acc, diverged and run_id over the Cartesian grid of ``values``."""
