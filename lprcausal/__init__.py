@@ -9,7 +9,8 @@ The public Python API for a user's own model and training loop is importable fro
 - masks on a live model: ``apply_masks`` (-> ``MaskHandle``);
 - masks as files: ``save_masks``, ``load_masks``, ``mask_metadata``;
 - ``torch.nn.utils.prune`` interop: ``to_torch_prune``, ``from_torch_prune``;
-- runs of a user's own loop in the run store: ``find``, ``evaluate``;
+- runs of a user's own loop in the run store: ``find``, ``evaluate``; their result
+  Datasets (``decoupled.nc``, ``transplant.nc``): ``decoupled_runs``, ``transplant_runs``;
 - studies: ``Study``.
 """
 
@@ -40,6 +41,8 @@ _LAZY = {
     "find": "lprcausal.api.own_loop",
     "evaluate": "lprcausal.api.own_loop",
     "Callback": "lprcausal.api.own_loop",
+    "decoupled_runs": "lprcausal.api.own_results",
+    "transplant_runs": "lprcausal.api.own_results",
     "Study": "lprcausal.study",
 }
 

@@ -293,15 +293,10 @@ def evaluate(
     """
     st = _store(store)
     find_run = FindRun(st, st.resolve(run, "run"), "run")
-    find_run.level(sparsity)
-    hp, hp_text = hparams_json(hparams)
-    refs = {k: (st.resolve(v, k) if v else None) for k, v in
-            (("lpr_from", lpr_from), ("lpr_to", lpr_to))}
-    spec = OwnEvalSpec(
-        find=find_run.id, sparsity=float(sparsity),
-        code=code_identity(code_version, build_model, train), hparams=hp_text,
-        mask=MaskSpec(kind=mask, alpha=alpha, seed=mask_seed, **refs), mode=mode, seed=seed,
-    )
+    hp, _ = hparams_json(hparams)
+    spec = eval_spec(st, find_run, sparsity, code_identity(code_version, build_model, train),
+                     hp, mask=mask, lpr_from=lpr_from, lpr_to=lpr_to, alpha=alpha,
+                     mask_seed=mask_seed, mode=mode, seed=seed)
 
     def compute(specs, ids, done):
         _evaluate_one(st, specs[0], ids[0], find_run, build_model, train, hp)
@@ -311,6 +306,21 @@ def evaluate(
     if name is not None:
         st.set_name(name, run_id)
     return EvalRun(st, run_id)
+
+
+def eval_spec(st: RunStore, find_run: FindRun, sparsity: float, code: str, hparams: Mapping,
+              *, mask: str = "own", lpr_from: str | None = None, lpr_to: str | None = None,
+              alpha: float | None = None, mask_seed: int = 0, mode: str = "rewind",
+              seed: int = 0) -> OwnEvalSpec:
+    """The description (hence the id) of an eval of ``find_run`` by the user's loop."""
+    find_run.level(sparsity)
+    _, hp_text = hparams_json(hparams)
+    refs = {k: (st.resolve(v, k) if v else None) for k, v in
+            (("lpr_from", lpr_from), ("lpr_to", lpr_to))}
+    return OwnEvalSpec(
+        find=find_run.id, sparsity=float(sparsity), code=code, hparams=hp_text,
+        mask=MaskSpec(kind=mask, alpha=alpha, seed=mask_seed, **refs), mode=mode, seed=seed,
+    )
 
 
 def _evaluate_one(st, spec: OwnEvalSpec, run_id: str, find_run: FindRun, build_model, train,
@@ -328,9 +338,15 @@ def _evaluate_one(st, spec: OwnEvalSpec, run_id: str, find_run: FindRun, build_m
         ) from None
     callback = Callback(model, spec.seed, derive_seed(spec.seed, "eval-data"))
     acc, train_metrics = _run_train(train, model, hp, masks, callback)
+    final = state_copy(model)
+    val = train_metrics.get("val_acc", math.nan)
     metrics = {
         **train_metrics,
         "test_acc": acc,
+        # as the engine's eval metrics, so the results Datasets read both alike
+        "final_val_acc": float(val) if isinstance(val, numbers.Real) else math.nan,
+        "diverged": not all(bool(torch.isfinite(t).all()) for t in final.values()
+                            if t.is_floating_point()),
         "sparsity": overall_sparsity(masks),
         "lpr": layerwise_ratios(masks),
         "find_acc": find_run.find_acc(spec.sparsity),
@@ -349,4 +365,4 @@ def _evaluate_one(st, spec: OwnEvalSpec, run_id: str, find_run: FindRun, build_m
         w.json("run.json", record)
         w.json("metrics.json", metrics)
         w.tensors("mask.safetensors", masks)
-        w.tensors("weights_final.safetensors", state_copy(model))
+        w.tensors("weights_final.safetensors", final)

@@ -75,11 +75,15 @@ class FindRun(StoredRun):
     def require_engine(self, what: str) -> None:
         """Raise unless the engine can train from this run (it knows its model and data)."""
         if self.kind == "own-find":
+            call = ("lprcausal.transplant_runs(build, train, source, target, ...)"
+                    if what == "transplant" else "lprcausal.evaluate(run, build, train, ...)")
             raise LprError(
                 f"run {self.id} was trained by your own loop (lprcausal.find): the engine "
-                f"cannot {what} it, as it knows neither its model nor its data. Use "
-                "lprcausal.evaluate with your train function instead, or transplant its masks "
-                "onto weights with `lprcausal transplant --source RUN --target CKPT --model M`."
+                f"cannot {what} it, as it knows neither its model nor its data. Call "
+                f"{call} from Python with your model builder and train function instead "
+                "(it stores the runs and returns the results Dataset), or transplant its "
+                "masks onto weights with `lprcausal transplant --source RUN --target CKPT "
+                "--model M`."
             )
 
     @property
