@@ -4,13 +4,16 @@ For each level ``s``: the checkpoint's weights are pruned layerwise by magnitude
 exact per-layer counts of the source run's mask (``transplant_masks``), and the masks are
 written to a file. With an eval, each mask is also compared with the checkpoint's own
 global magnitude mask at the same sparsity: both are trained from the checkpoint
-(fine-tuned, mask held) with H_eval per seed, giving ``acc(w_src, lpr_src, seed,
-sparsity)`` with ``w_src = ["b"]`` (the checkpoint) and ``lpr_src = ["a", "b"]``.
+(fine-tuned, mask held) with H_eval per seed, giving the checkpoint-transplant Dataset of
+the results contract (:mod:`lprcausal.results.schema`: ``acc(w_src, lpr_src, seed,
+sparsity)`` with ``w_src = ["b"]``, the checkpoint, and ``lpr_src = ["a", "b"]``;
+``result_kind = "checkpoint_transplant"``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -25,6 +28,9 @@ from lprcausal.errors import LprError
 from lprcausal.models import build_network
 from lprcausal.pipeline import Context, FindRun
 from lprcausal.pruning import global_magnitude_masks, transplant_masks
+from lprcausal.results.build import checkpoint_transplant_dataset
+from lprcausal.results.check import check_checkpoint_transplant
+from lprcausal.study.collect import provenance_attrs
 from lprcausal.train import TrainJob, train_many
 
 
@@ -122,22 +128,23 @@ def evaluate_transplant(
                                      data_seed=derive_seed(seed, "eval-data"), mask=mask,
                                      label=f"transplant ckpt s{s:g}"))
                 where.append((lp, i, j))
-    acc = np.full((1, 2, len(seeds), len(levels)), np.nan)
+    shape = (1, 2, len(seeds), len(levels))
+    cells = {"acc": np.full(shape, np.nan), "val_acc": np.full(shape, np.nan),
+             "diverged": np.zeros(shape, dtype=bool)}
     for (lp, i, j), result in zip(where, train_many(jobs, ds, ctx.engine), strict=True):
-        acc[0, lp, i, j] = result.test_acc
-    out = xr.Dataset(
-        {"acc": (("w_src", "lpr_src", "seed", "sparsity"), acc,
-                 {"long_name": "eval test accuracy (final epoch)", "units": "1"})},
-        coords={"w_src": ["b"], "lpr_src": ["a", "b"], "seed": list(seeds), "sparsity": levels},
-    )
-    out["sparsity"].attrs = {"long_name": "fraction of prunable weights removed", "units": "1"}
-    out.attrs.update({
+        m = result.metrics()
+        cells["diverged"][0, lp, i, j] = bool(m["diverged"])
+        if not m["diverged"]:
+            cells["acc"][0, lp, i, j] = m["test_acc"]
+            cells["val_acc"][0, lp, i, j] = m["final_val_acc"]
+    out = checkpoint_transplant_dataset(seeds, levels, cells, attrs={
+        **provenance_attrs("lprcausal transplant --target CHECKPOINT"),
         "title": f"LPR transplant {source_id[:8]} -> checkpoint {Path(path).name}",
-        "source": "lprcausal transplant --target CHECKPOINT",
         "a_label": source_id,
         "b_label": str(path),
-        "h_eval": repr(h_eval.to_dict()),
-        "mode": "finetune",
+        "h_eval_config": json.dumps(h_eval.to_dict(), sort_keys=True, default=list),
+        "eval_mode": "finetune",
         "structure": "weight",
     })
+    check_checkpoint_transplant(out)
     return out

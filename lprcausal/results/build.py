@@ -14,10 +14,13 @@ import xarray as xr
 
 from lprcausal.results.schema import (
     ACC,
+    CHECKPOINT_TRANSPLANT,
+    CHECKPOINT_TRANSPLANT_DIMS,
     COUPLED,
     DIVERGED,
     IS_COUPLED,
     REFERENCE_H_FIND,
+    RESULT_KIND,
     ROLES,
     RUN_ID,
     SEED,
@@ -134,6 +137,32 @@ def transplant_dataset(
         coords["control"] = ("control", list(controls), {"long_name": "control mask kind"})
     ds = xr.Dataset(data, coords=coords)
     ds.attrs = dict(attrs or {})
+    return ds
+
+
+def checkpoint_transplant_dataset(
+    seeds: Sequence[int],
+    sparsities: Sequence[float],
+    cells: Cells,
+    *,
+    attrs: Mapping | None = None,
+) -> xr.Dataset:
+    """The checkpoint-transplant Dataset: the checkpoint's weights (``w_src = b``) at the
+    source run's LPR (``lpr_src = a``) and at its own (``b``); ``cells`` are (w_src = 1,
+    lpr_src = 2, seed, sparsity). Marked ``result_kind = "checkpoint_transplant"``."""
+    data: dict = {}
+    _add(data, "", CHECKPOINT_TRANSPLANT_DIMS, cells,
+         "eval accuracy of the checkpoint's weights pruned at the LPR of lpr_src")
+    coords: dict = {
+        "w_src": ("w_src", ["b"], {"long_name": "weights pruned: the checkpoint (b) only"}),
+        "lpr_src": ("lpr_src", list(ROLES),
+                    {"long_name": "LPR imposed: the source run's (a) or the checkpoint's own "
+                                  "global magnitude LPR (b)"}),
+        "seed": ("seed", np.array(seeds, dtype=np.int64), SEED),
+        "sparsity": ("sparsity", np.array(sparsities, dtype=float), SPARSITY),
+    }
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs = {**dict(attrs or {}), RESULT_KIND: CHECKPOINT_TRANSPLANT}
     return ds
 
 

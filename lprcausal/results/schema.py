@@ -11,6 +11,16 @@ undeclared references were chosen).
 ``b``, ``a(pair)`` / ``b(pair)`` the H_find labels of each pair, optionally
 ``acc_alpha(pair, alpha, seed, sparsity)`` and ``acc_control(pair, control, w_src,
 seed, sparsity)``; attrs ``h_eval`` (label) and ``eval_mode``.
+
+``checkpoint_transplant.nc`` (``lprcausal transplant --source RUN --target CKPT --model
+M --eval``; attr ``result_kind = "checkpoint_transplant"``): the weights of one
+checkpoint (role ``b``) only, ``acc(w_src, lpr_src, seed, sparsity)`` with ``w_src =
+["b"]`` and ``lpr_src = ["a", "b"]`` (``a``: the source run's LPR, ``b``: the
+checkpoint's own global magnitude LPR), ``val_acc`` and ``diverged`` alike; attrs
+``a_label`` (source run id), ``b_label`` (checkpoint file), ``h_eval_config`` and
+``eval_mode``. It has no weights of ``a``, so of the transplant contrasts only
+``NIE_b = Y(b, b) - Y(b, a)`` is defined: it is a result kind of its own, which
+``check_transplant`` refuses with that explanation.
 """
 
 from __future__ import annotations
@@ -30,6 +40,10 @@ CORRECTION_NAMES = {
 CONTRASTS = ("TE", "NIE_a", "NIE_b", "NDE_a", "NDE_b", "INT")
 DECOUPLED_DIMS = ("h_find", "h_eval", "seed", "sparsity")
 TRANSPLANT_DIMS = ("pair", "w_src", "lpr_src", "seed", "sparsity")
+CHECKPOINT_TRANSPLANT_DIMS = ("w_src", "lpr_src", "seed", "sparsity")
+# The attr naming a result kind other than decoupled / transplant, and its one value so far.
+RESULT_KIND = "result_kind"
+CHECKPOINT_TRANSPLANT = "checkpoint_transplant"
 
 ACC = {"long_name": "eval test accuracy (final epoch)", "units": "1"}
 VAL_ACC = {"long_name": "eval validation accuracy (final epoch)", "units": "1"}
