@@ -125,3 +125,90 @@ def test_bad_inputs_are_clear_errors(tmp_path, example):
     with pytest.raises(LprError, match="expected an nn.Module"):
         lpc.find(lambda: 3, example.train, [0.5], store=store, code_version="x")
     assert RunStore(store).run_ids() == []
+
+
+AUG_DATA = '''
+import torch
+
+
+def load(root, seed):
+    g = torch.Generator().manual_seed(seed)
+    def split(n):
+        y = torch.arange(n) % 4
+        x = torch.randn(n, 3, 8, 8, generator=g)
+        x[:, 0] += y.view(-1, 1, 1).float()
+        return x, y
+    return split(48), split(16), 4
+'''
+
+AUG_NET = '''
+from torch import nn
+
+
+def build(in_shape, n_classes):
+    c, h, w = in_shape
+    return nn.Sequential(nn.Conv2d(c, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * h * w, n_classes))
+'''
+
+
+def test_callback_batches_reproduce_the_engines_augmentation(capsys, tmp_path, monkeypatch):
+    import torch.nn.functional as F
+
+    from lprcausal.config import DataConfig
+    from lprcausal.data import load_dataset
+    from lprcausal.usercode import resolve_data
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.py").write_text(AUG_DATA)
+    (tmp_path / "net.py").write_text(AUG_NET)
+    spec = importlib.util.spec_from_file_location("aug_net", tmp_path / "net.py")
+    net = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(net)
+    cfg = resolve_data(DataConfig(name="data.py:load"), tmp_path)
+    d = load_dataset(cfg.name, val_fraction=cfg.val_fraction, code=cfg.code)
+    # 43 training samples, 5 batches of 8 per epoch: 15 steps cross two epoch boundaries,
+    # where the crops drawn from the generator change the next epoch's order
+    assert d.n_train == 43
+    hp = {"lr": 0.05, "batch_size": 8, "iterations": 15}
+
+    def train_with(augment):
+        def train(model, hp, masks, callback):
+            opt = torch.optim.SGD(model.parameters(), lr=hp["lr"], momentum=0.9)
+            for it, (x, y) in enumerate(callback.batches(d.x_train, d.y_train, hp["batch_size"],
+                                                         hp["iterations"], augment=augment)):
+                callback.at_iteration(it)
+                opt.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+            callback.at_iteration(hp["iterations"])
+        return train
+
+    def build():
+        return net.build((3, 8, 8), 4)
+
+    store = str(tmp_path / "runs")
+    ours = lpc.find(build, train_with(True), [0.5], hparams=hp, store=store, code_version="aug")
+    plain = lpc.find(build, train_with(False), [0.5], hparams=hp, store=store,
+                     code_version="plain")
+    cli(capsys, "find", "--dataset", "data.py:load", "--model", "net.py:build", "--lr", "0.05",
+        "--momentum", "0.9", "--batch-size", "8", "--iterations", "15", "--augment",
+        "--sparsity", "0.5", "--name", "engine", "--no-progress", "--store", store)
+    st = RunStore(store)
+    engine = FindRun(st, st.resolve("engine"))
+    assert_same_masks(ours, engine)
+    # without the augmentation the loop trains on other batches: other masks
+    assert any(not torch.equal(plain.mask(0.5)[n], engine.mask(0.5)[n])
+               for n in engine.mask(0.5))
+
+
+def test_callback_batches_without_augmentation_are_the_batch_indices():
+    cb = lpc.Callback(None, seed=0, data_seed=11)
+    x, y = torch.randn(23, 3, 4, 4), torch.arange(23)
+    positions = list(cb.batch_indices(23, 5, 9))
+    got = list(cb.batches(x, y, 5, 9))
+    assert len(got) == 9
+    for idx, (xb, yb) in zip(positions, got, strict=True):
+        assert torch.equal(yb, idx) and torch.equal(xb, x[idx])
+    with pytest.raises(LprError, match=r"augment = True needs images: x_train has shape \(23, 48\)"):
+        next(cb.batches(x.view(23, -1), y, 5, 9, augment=True))

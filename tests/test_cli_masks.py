@@ -8,8 +8,10 @@ import xarray as xr
 from conftest import run_cli as run
 
 import lprcausal as lpc
+from lprcausal.errors import LprError
 from lprcausal.models import build_model
 from lprcausal.pipeline import FindRun
+from lprcausal.results.check import check_checkpoint_transplant, check_transplant
 from lprcausal.store import RunStore
 
 TINY = ["--n-samples", "600", "--batch-size", "32", "--iterations", "24", "--no-progress"]
@@ -103,7 +105,31 @@ def test_transplant_onto_a_checkpoint_with_eval_writes_the_dataset(capsys, store
     ds = xr.load_dataset(out)
     assert ds["acc"].dims == ("w_src", "lpr_src", "seed", "sparsity")
     assert ds["acc"].shape == (1, 2, 2, 1)
-    assert bool(ds["acc"].notnull().all())
+    assert bool(ds["acc"].notnull().all()) and bool(ds["val_acc"].notnull().all())
+    assert list(ds["w_src"].values) == ["b"] and list(ds["lpr_src"].values) == ["a", "b"]
+    assert ds.attrs["result_kind"] == "checkpoint_transplant"
+    assert ds.attrs["a_label"] == RunStore(store).resolve("a")
+    check_checkpoint_transplant(ds)  # the contract's own kind, validated as such
+    # not a 2x2 transplant: stats refuses it as transplant.nc and says what it is
+    with pytest.raises(LprError, match="checkpoint transplant .* only NIE_b"):
+        check_transplant(ds)
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "transplant.nc").write_bytes(out.read_bytes())
+    err = run(capsys, "stats", str(folder), code=2)
+    assert "result_kind = 'checkpoint_transplant'" in err and "Traceback" not in err
+
+
+def test_check_checkpoint_transplant_names_what_is_wrong():
+    ds = xr.Dataset({"acc": (("w_src", "lpr_src", "seed", "sparsity"), [[[[0.5]], [[0.6]]]])},
+                    coords={"w_src": ["b"], "lpr_src": ["a", "b"], "seed": [0],
+                            "sparsity": [0.8]})
+    with pytest.raises(LprError, match="result_kind = None: expected 'checkpoint_transplant'"):
+        check_checkpoint_transplant(ds)
+    ds.attrs["result_kind"] = "checkpoint_transplant"
+    check_checkpoint_transplant(ds)
+    with pytest.raises(LprError, match=r"coordinate 'w_src' = \['a'\]: expected \['b'\]"):
+        check_checkpoint_transplant(ds.assign_coords(w_src=["a"]))
 
 
 def test_transplant_checkpoint_bad_inputs(capsys, store, tmp_path):

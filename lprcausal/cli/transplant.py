@@ -113,6 +113,9 @@ def transplant_command(sources, targets, sparsities, config, train_overrides, mo
             "find runs per seed (a transplant of a run onto itself has every contrast 0), "
             "or --allow-self to run it anyway."
         )
+    for pair in pairs:  # before anything reads an engine run's H: say what can train them
+        for run_id, field in zip(pair, ("source", "target"), strict=True):
+            FindRun(store, run_id, field).require_engine("transplant")
     a0, b0 = FindRun(store, pairs[0][0], "source"), FindRun(store, pairs[0][1], "target")
     if sparsities:
         levels = tuple(check_sparsity(s) for s in sparsities)
