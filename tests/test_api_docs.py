@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["lprcausal.api.weights", "lprcausal.api.masking", "lprcausal.api.apply",
-           "lprcausal.api.mask_files", "lprcausal.api.torch_prune", "lprcausal.api.callback"]
+           "lprcausal.api.mask_files", "lprcausal.api.torch_prune", "lprcausal.api.callback",
+           "lprcausal.api.own_results"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -6,7 +6,9 @@ callback)`` in place of the engine. A run's identity (its id) is the user's
 ``code_version`` (or the SHA-256 of the source of ``build_model`` and ``train``), the
 ``hparams`` dict (canonical JSON), the pruning settings and the seed; asking again for
 the same run reuses it. Stored like any run, they work with ``lprcausal runs list``,
-``lpr``, ``lpr --compare``, ``masks export`` and ``transplant --target CKPT``.
+``lpr``, ``lpr --compare``, ``masks export`` and ``transplant --target CKPT``;
+:mod:`lprcausal.api.own_results` turns them into the result Datasets ``lprcausal stats``
+reads.
 
 Seeds, as in the engine: ``build_model()`` is called with torch's global generator
 seeded by ``derive_seed(seed, "init")`` (so a built-in model gets the engine's
@@ -289,7 +291,9 @@ def evaluate(
     ``mask`` is ``own``, a control (``shuffle``, ``random``, ``uniform``, ``erk``,
     ``lamp``), ``transplant`` (this run's weights at the LPR of run ``lpr_from``) or
     ``interp`` (at ``(1-alpha)*LPR(lpr_from) + alpha*LPR(lpr_to)``), as in ``lprcausal
-    eval``. Returns the stored eval run (``.metrics["test_acc"]``, ``.mask()``).
+    eval``. ``train`` returns the test accuracy, or a dict of metrics with ``test_acc``
+    and optionally ``val_acc`` (the Datasets' ``val_acc``). Returns the stored eval run
+    (``.metrics["test_acc"]``, ``.mask()``).
     """
     st = _store(store)
     find_run = FindRun(st, st.resolve(run, "run"), "run")

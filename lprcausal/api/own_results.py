@@ -10,6 +10,34 @@ included) and, given ``results=``, save it there, so ``lprcausal stats RESULTS``
 Hyperparameters are dicts; a key whose value differs between labels becomes a
 coordinate (``lr(h_find)``, ``eval_lr(h_eval)``), and each label's full dict is JSON in
 ``h_find_config`` / ``h_eval_config``.
+
+>>> import tempfile, torch, lprcausal as lpc
+>>> x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+>>> y = (x[:, 0] > 0).long()
+>>> def build():
+...     return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+>>> def train(model, hp, masks, callback):
+...     opt = torch.optim.SGD(model.parameters(), lr=hp["lr"])
+...     for it, (xb, yb) in enumerate(callback.batches(x, y, 16, 8)):
+...         callback.at_iteration(it)
+...         opt.zero_grad()
+...         torch.nn.functional.cross_entropy(model(xb), yb).backward()
+...         opt.step()
+...     return (model(x).argmax(1) == y).float().mean().item()
+>>> tmp = tempfile.TemporaryDirectory()
+>>> ds = lpc.decoupled_runs(build, train, {"lr=0.1": {"lr": 0.1}, "lr=0.5": {"lr": 0.5}},
+...                         [0.5], h_eval={"lr=0.1": {"lr": 0.1}}, seeds=(0, 1),
+...                         store=tmp.name, code_version="doc", results=tmp.name)
+>>> ds["acc"].dims, ds["h_eval"].values.tolist()
+(('h_find', 'h_eval', 'seed', 'sparsity'), ['coupled', 'lr=0.1'])
+>>> ds["is_coupled"].values.tolist()
+[[True, True], [True, False]]
+>>> a, b = ds["find_run"].sel(seed=0).values
+>>> tds = lpc.transplant_runs(build, train, str(a), str(b), hparams={"lr": 0.1},
+...                           store=tmp.name, code_version="doc", results=tmp.name)
+>>> tds["pair"].values.tolist(), tds["acc"].shape
+(['lr=0.1->lr=0.5'], (1, 2, 2, 1, 1))
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations
