@@ -40,6 +40,9 @@ EVAL_MODES = ("rewind", "finetune", "reinit")
 MASK_KINDS = ("own", "transplant", "interp", "uniform", "erk", "lamp", "shuffle", "random")
 # The mask kinds a transplant can use as controls (same sparsity, no LPR of the other run).
 CONTROLS = ("shuffle", "random", "uniform", "erk", "lamp")
+# How a transplant between two architectures matches target layers to source layers
+# (lprcausal.pruning.matching).
+MATCH_RULES = ("name", "position", "stage", "map")
 
 # Two sparsity levels closer than this are one level (they pass through TOML, JSON, CLI).
 LEVEL_TOL = 1e-9
@@ -585,6 +588,12 @@ class MaskSpec(_Config):
     ``(1-alpha)*LPR(lpr_from) + alpha*LPR(lpr_to)``. ``uniform``/``erk``/``lamp``:
     layerwise magnitude pruning at that allocation. ``shuffle``: the own mask
     shuffled within each layer (same LPR). ``random``: random positions at the own LPR.
+
+    ``match`` / ``layer_map``: when ``lpr_from`` (or ``lpr_to``) is a run of another
+    architecture, how the weights' layers take its layers' ratios (one of
+    :data:`MATCH_RULES`; ``layer_map``: the canonical JSON of a ``map``, see
+    :mod:`lprcausal.pruning.matching`). The defaults (by name, no map) leave every
+    existing run's hash unchanged.
     """
 
     _section: ClassVar[str] = "mask"
@@ -594,11 +603,19 @@ class MaskSpec(_Config):
     lpr_to: str | None = None
     alpha: float | None = None
     seed: int = 0
+    match: str = "name"
+    layer_map: str | None = None
 
     def __post_init__(self):
         check_choice("mask kind", self.kind, MASK_KINDS)
         if self.alpha is not None and not 0 <= self.alpha <= 1:
             raise bad_value("alpha", self.alpha, "0 <= alpha <= 1")
+        check_choice("match", self.match, MATCH_RULES)
+        if (self.match == "map") != (self.layer_map is not None):
+            raise LprError(
+                f"match = {self.match!r} with layer_map = {self.layer_map!r}: expected a "
+                "layer map exactly with match = 'map'."
+            )
 
 
 @dataclass(frozen=True)

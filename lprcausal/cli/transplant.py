@@ -16,16 +16,24 @@ from lprcausal.config import (
     EVAL_MODES,
     TrainConfig,
     check_sparsity,
+    load_toml,
     matching_level,
     to_toml,
 )
 from lprcausal.errors import LprError
 from lprcausal.pipeline import EvalRun, FindRun
+from lprcausal.pruning.matching import layer_map_json, parse_layer_map
 from lprcausal.results.io import save_dataset
+from lprcausal.results.read import weight_roles
+from lprcausal.results.schema import CROSS
 from lprcausal.stats.render import render
 from lprcausal.stats.report import analyze
 from lprcausal.study.one_pair import pair_names, run_design
-from lprcausal.study.transplant_design import TransplantDesign, pair_runs
+from lprcausal.study.transplant_design import (
+    TransplantDesign,
+    crosses_architectures,
+    pair_runs,
+)
 
 
 def expand_refs(store, refs: tuple[str, ...], field: str) -> list[str]:
@@ -88,12 +96,21 @@ def default_h_eval(ctx, pairs) -> tuple[TrainConfig, str]:
               help="Control masks at the same sparsity on both runs' weights (repeatable).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="netCDF file for the results [default: results/transplant-<a>-<b>.nc].")
+@click.option("--match", "match", type=click.Choice(("name", "position", "stage")),
+              default=None,
+              help="When source and target have other prunable layers (other widths, depths "
+                   "or names): how target layers take source ratios: by name, by position "
+                   "(k-th to k-th; equal counts) or by ResNet stage and block role (mean "
+                   "ratio of the source's layers of that stage and role) [default: name].")
+@click.option("--layer-map", "layer_map", type=click.Path(dir_okay=False), default=None,
+              help="TOML file of target layer = source layer name or fixed ratio (every "
+                   "target layer listed); replaces --match.")
 @click.option("--allow-self", is_flag=True,
               help="Allow a pair whose source and target are the same run (every contrast 0).")
 @runtime_options
 @checkpoint_target_options
 def transplant_command(sources, targets, sparsities, config, train_overrides, mode, eval_seeds,
-                       alphas, controls, out, allow_self, ctx) -> None:
+                       alphas, controls, out, match, layer_map, allow_self, ctx) -> None:
     """Transplant layerwise pruning ratios: weights from {a, b} x LPR from {a, b}.
 
     Each cell prunes the trained weights of one run by layerwise magnitude at the other
@@ -102,6 +119,13 @@ def transplant_command(sources, targets, sparsities, config, train_overrides, mo
     writes. Prints, per sparsity, the 2x2 table of mean accuracies, then the statistics
     `lprcausal stats` gives for it: the paired contrasts TE, NIE_a, NIE_b, NDE_a, NDE_b,
     INT (t intervals over seeds), the proportion mediated, TOST, ANOVA, dose-response.
+
+    Across architectures (source and target with other prunable layers), each target
+    layer is pruned at the ratio of its matched source layer(s) (--match, --layer-map),
+    removing exactly round(ratio * n) of its n weights (halves round up); only the
+    target's weights take both LPRs, so the cells are (weights b, LPR a) and (weights b,
+    LPR b), the dose-response and controls are on b's weights, and the statistics are
+    NIE_b and the control contrasts.
     """
     store = ctx.store
     pairs = pair_runs(store, expand_refs(store, sources, "--source"),
@@ -127,9 +151,15 @@ def transplant_command(sources, targets, sparsities, config, train_overrides, mo
         h_eval, origin = default_h_eval(ctx, pairs)
     seeds = tuple(eval_seeds) or tuple(FindRun(store, a).spec.seed for a, _ in pairs)
     names = pair_names(store, pairs, sources, targets)
+    cross = crosses_architectures(store, pairs)
+    rule, map_json = match_options(match, layer_map)
+    if not cross and (match or layer_map):
+        click.echo("note: source and target have the same prunable layers: --match and "
+                   "--layer-map do not apply (the full 2x2 design is run).")
     design = TransplantDesign(
         pairs=tuple(pairs), sparsities=levels, train=h_eval, mode=mode, alphas=tuple(alphas),
-        controls=tuple(controls), eval_seeds=seeds, names=names,
+        controls=tuple(controls), eval_seeds=seeds, names=names, cross=cross,
+        match=rule if cross else "name", layer_map=map_json if cross else None,
     )
     ds = run_design(ctx, design, "lprcausal transplant")
     path = Path(out) if out else Path("results") / f"transplant-{pairs[0][0][:8]}-{pairs[0][1][:8]}.nc"
@@ -137,8 +167,13 @@ def transplant_command(sources, targets, sparsities, config, train_overrides, mo
     click.echo(f"\nH_eval {ds.attrs['h_eval']} ({origin}):\n{to_toml(h_eval)}")
     click.echo(f"a = {names[0]}: source {', '.join(p[0] for p in pairs)}\nb = {names[1]}: "
                f"target {', '.join(p[1] for p in pairs)}\nseeds: {', '.join(map(str, seeds))}")
+    roles = weight_roles(ds, str(ds["pair"].values[0]))
+    if ds["design"].values[0] == CROSS:
+        click.echo(f"\nother architectures (layers matched by {rule}): only the weights of b "
+                   "take both LPRs; cells of weights a are absent.")
     for j, s in enumerate(levels):
-        _print_means(ds.isel(pair=0), j, s)
+        _print_means(ds.isel(pair=0), j, s, roles)
+        _print_sparsity(ds.isel(pair=0), j, s, roles)
     # The statistics of this file, as `lprcausal stats` computes them for a study's.
     result = analyze({"transplant": ds}, source=str(path))
     result.warnings = [w for w in result.warnings if not w.startswith("no decoupled.nc")]
@@ -146,18 +181,43 @@ def transplant_command(sources, targets, sparsities, config, train_overrides, mo
     click.echo(f"\nresults: {path}")
 
 
-def _print_means(ds, j: int, s: float) -> None:
+def match_options(match: str | None, layer_map: str | None) -> tuple[str, str | None]:
+    """(match rule, canonical layer-map JSON) from --match and --layer-map."""
+    if layer_map is None:
+        return match or "name", None
+    if match is not None:
+        raise LprError(
+            f"--match {match} and --layer-map are both given: expected one of them (a layer "
+            "map lists the source layer or ratio of every target layer itself)."
+        )
+    return "map", layer_map_json(parse_layer_map(load_toml(layer_map), f"--layer-map {layer_map}"))
+
+
+def _print_sparsity(ds, j: int, s: float, roles: tuple[str, ...]) -> None:
+    """Global sparsity of each cell's mask: across architectures, the target's at the
+    source's LPR is what the matched per-layer counts add up to."""
+    if "mask_sparsity" not in ds:
+        return
+    cells = ds["mask_sparsity"].isel(sparsity=j).mean("seed")
+    rows = [[f"weights {w}, LPR {lp}", float(cells.sel(w_src=w, lpr_src=lp))]
+            for w in roles for lp in ("a", "b")]
+    click.echo(f"global sparsity of the masks (source a at its own LPR: {s:g})")
+    click.echo(table(["cell", "sparsity"], rows))
+
+
+def _print_means(ds, j: int, s: float, roles: tuple[str, ...]) -> None:
     """The 2x2 table of mean accuracies at one sparsity, and the dose and control means."""
     mean = ds["acc"].isel(sparsity=j).mean("seed").transpose("w_src", "lpr_src").values
     click.echo(f"\n== sparsity {s:g} ==  mean eval accuracy (rows: weights from, cols: LPR from)")
     click.echo(table(["weights \\ LPR", "a", "b"],
-                     [["a", mean[0, 0], mean[0, 1]], ["b", mean[1, 0], mean[1, 1]]]))
+                     [[w, mean[i, 0], mean[i, 1]] for i, w in enumerate(("a", "b"))
+                      if w in roles]))
     if "acc_alpha" in ds:
         dose = ds["acc_alpha"].isel(sparsity=j).mean("seed")
         click.echo(table(["alpha", "mean acc"], [[float(a), float(dose.sel(alpha=a))]
                                                  for a in ds["alpha"].values]))
     if "acc_control" in ds:
         ctl = ds["acc_control"].isel(sparsity=j).mean("seed")
-        click.echo(table(["control", "weights a", "weights b"],
-                         [[str(c), float(ctl.sel(control=c, w_src="a")),
-                           float(ctl.sel(control=c, w_src="b"))] for c in ds["control"].values]))
+        click.echo(table(["control", *(f"weights {w}" for w in roles)],
+                         [[str(c), *(float(ctl.sel(control=c, w_src=w)) for w in roles)]
+                          for c in ds["control"].values]))

@@ -35,6 +35,7 @@ from lprcausal.figures.transplant import (
     weights_handles,
 )
 from lprcausal.results.check import check_transplant
+from lprcausal.results.read import weight_roles
 from lprcausal.results.summary import mean_ci
 
 CONTROL_NAMES = {"erk": "ERK", "lamp": "LAMP"}  # the other controls print as they are
@@ -109,6 +110,8 @@ def controls(
             mean, low, high = mean_ci(acc, "seed", level)
             x = np.arange(len(names), dtype=float)
             for w, (role, name) in enumerate(zip(("a", "b"), roles(tds, p), strict=True)):
+                if role not in weight_roles(tds, p):
+                    continue  # a cross-architecture pair: a's weights take no other LPR
                 lk = look(looks, name)
                 xs = x + (w - 0.5) * 0.3
                 seeds = acc.sel(w_src=role).values  # (column, seed)

@@ -1,4 +1,5 @@
-"""Dose-response over alpha: weights of a at the LPR (1 - alpha) * LPR_a + alpha * LPR_b.
+"""Dose-response over alpha: weights of a (of b across architectures) at the LPR
+(1 - alpha) * LPR_a + alpha * LPR_b.
 
 Input: the ``transplant`` Dataset's ``acc_alpha(pair, alpha, seed, sparsity)``.
 """
@@ -30,6 +31,7 @@ from lprcausal.figures.style import (
 from lprcausal.figures.summary import require, why_not_drawn
 from lprcausal.figures.transplant import default_looks, groups, roles
 from lprcausal.results.check import check_transplant
+from lprcausal.results.read import weight_roles
 from lprcausal.results.summary import mean_ci
 
 
@@ -51,7 +53,8 @@ def dose_response(
     width: str = "single",
     style: str = "paper",
 ) -> Figure:
-    """Eval accuracy of the weights of a as their LPR moves from a's (alpha 0) to b's (1).
+    """Eval accuracy of the weights of a as their LPR moves from a's (alpha 0) to b's (1)
+    (of the weights of b for a cross-architecture pair, which says so in its title).
 
     One panel per pair and sparsity: thin lines are seeds, the thick line their mean
     with a t-interval band, the dashed black line the isotonic (monotone) fit of the
@@ -68,7 +71,8 @@ def dose_response(
         )
         for axis, (p, s) in zip(axes, cells, strict=True):
             a, b = roles(tds, p)
-            lk = look(looks, a)
+            w = weight_roles(tds, p)[0]  # whose weights move along alpha: a, or b across nets
+            lk = look(looks, a if w == "a" else b)
             dose = tds["acc_alpha"].sel(pair=p, sparsity=s).sortby("alpha")
             alphas = dose["alpha"].values.astype(float)
             for seed_values in dose.transpose("seed", "alpha").values:
@@ -82,7 +86,8 @@ def dose_response(
                       ls="--", lw=0.9)
             _alpha_ticks(axis, alphas)
             percent_axis(axis)
-            axis.set_title(f"a = {a} → b = {b}\nsparsity {float(s):g}")
+            on = "" if w == "a" else ", weights of b"
+            axis.set_title(f"a = {a} → b = {b}\nsparsity {float(s):g}{on}")
         axis_labels(fig, axes, owns, label_of(tds["alpha"], "alpha"), label_of(tds["acc_alpha"]))
         handles = [
             Line2D([], [], color=NEUTRAL, lw=0.5, alpha=0.5, label="one seed"),

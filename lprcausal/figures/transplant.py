@@ -39,7 +39,8 @@ from lprcausal.figures.summary import (
     why_not_drawn,
 )
 from lprcausal.results.check import check_transplant
-from lprcausal.results.schema import CONTRASTS, ROLES
+from lprcausal.results.read import pair_design, weight_roles
+from lprcausal.results.schema import CONTRASTS, CROSS, ROLES
 from lprcausal.results.summary import mean_ci
 
 AxesArg = Axes | Sequence[Axes] | None
@@ -85,8 +86,11 @@ def roles(tds: xr.Dataset, pair: str) -> tuple[str, str]:
 def weights_handles(
     tds: xr.Dataset, cells: list[tuple[str, float]], looks: dict[str, Look], **line
 ) -> list[Line2D]:
-    """Legend handles "weights of <H_find>" for the H_find of the panels' pairs."""
-    names = dict.fromkeys(name for p, _ in cells for name in roles(tds, p))
+    """Legend handles "weights of <H_find>" for the H_find of the panels' pairs whose
+    weights are drawn (b alone for a cross-architecture pair)."""
+    names = dict.fromkeys(name for p, _ in cells
+                          for role, name in zip(ROLES, roles(tds, p), strict=True)
+                          if role in weight_roles(tds, p))
     return look_handles(looks, names, "weights of {}", **line)
 
 
@@ -126,6 +130,8 @@ def transplant_interaction(
             acc = tds["acc"].sel(pair=p, sparsity=s).transpose("w_src", "lpr_src", "seed")
             mean, low, high = mean_ci(acc, "seed", level)
             for w, (role, name) in enumerate(zip(("a", "b"), names, strict=True)):
+                if role not in weight_roles(tds, p):
+                    continue  # a cross-architecture pair: a's weights take no other LPR
                 lk = look(looks, name)
                 x = np.array([0.0, 1.0]) + (w - 0.5) * 0.04
                 for seed_values in acc.sel(w_src=role).transpose("seed", "lpr_src").values:
@@ -152,18 +158,27 @@ def transplant_interaction(
     return fig
 
 
-def effect_rows(stats: xr.Dataset | None, p: str, s: float) -> tuple[list[dict], str, float]:
-    """TE/NIE/NDE/INT of one pair and sparsity from the ``mediation_contrasts`` records of
-    ``stats``: estimates, CIs, adjusted p; the p's name; the CI level."""
+def defined_contrasts(tds: xr.Dataset, p: str) -> tuple[str, ...]:
+    """The contrasts pair ``p`` defines: all six, or NIE_b alone across architectures."""
+    return CONTRASTS if pair_design(tds, p) != CROSS else ("NIE_b",)
+
+
+def effect_rows(
+    stats: xr.Dataset | None, p: str, s: float, contrasts: tuple[str, ...] = CONTRASTS
+) -> tuple[list[dict], str, float]:
+    """``contrasts`` (default TE/NIE/NDE/INT) of one pair and sparsity from the
+    ``mediation_contrasts`` records of ``stats``: estimates, CIs, adjusted p; the p's
+    name; the CI level."""
     recs = {r["estimand"]: r for r in records(stats, "mediation_contrasts", pair=p, sparsity=s)}
-    missing = [c for c in CONTRASTS if c not in recs]
+    missing = [c for c in contrasts if c not in recs]
     if missing:
         raise LprError(
             f"stats.nc has no mediation_contrasts record {missing[0]} of pair {p!r} at "
             f"sparsity {s:g}: expected the records `lprcausal stats RESULTS_DIR` writes for "
             "this transplant.nc."
         )
-    corr = correction_name(str(recs["TE"].get("correction", "")))
+    first = recs[contrasts[0]]
+    corr = correction_name(str(first.get("correction", "")))
     rows = [
         {
             "name": c,
@@ -172,9 +187,9 @@ def effect_rows(stats: xr.Dataset | None, p: str, s: float) -> tuple[list[dict],
             "high": recs[c]["ci_high"],
             "p": recs[c]["p_adj"],
         }
-        for c in CONTRASTS
+        for c in contrasts
     ]
-    return rows, f"adjusted p ({corr})", float(recs["TE"]["ci_level"])
+    return rows, f"adjusted p ({corr})", float(first["ci_level"])
 
 
 def transplant_effects(
@@ -209,7 +224,7 @@ def transplant_effects(
         )
         sources = set()
         for axis, (p, s) in zip(axes, cells, strict=True):
-            rows, source, ci_level = effect_rows(stats, p, s)
+            rows, source, ci_level = effect_rows(stats, p, s, defined_contrasts(tds, p))
             sources.add((source, ci_level))
             p_name = "p_adj"
             y = np.arange(len(rows))[::-1]
@@ -245,7 +260,8 @@ def transplant_effects(
             axis.set_yticks(y, labels=[f"{r['name']}: {MEANING[r['name']]}" for r in rows])
             axis.set_ylim(-0.7, len(rows) - 0.3)
             axis.grid(axis="y", visible=False)
-            axis.set_title(f"a = {a} → b = {b}, sparsity {float(s):g}")
+            only = "" if pair_design(tds, p) != CROSS else " (other nets: NIE_b only)"
+            axis.set_title(f"a = {a} → b = {b}, sparsity {float(s):g}{only}")
         axis_labels(fig, axes, owns, "effect on eval accuracy (accuracy points)", None)
         source, ci_level = sorted(sources)[0]
         handles = [  # filled: significant; open: not

@@ -16,22 +16,27 @@ transplant must be structured; ``erk`` and ``lamp`` are weight allocations only.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import torch
 
-from lprcausal.config import EvalSpec, derive_seed
+from lprcausal.config import EvalSpec, MaskSpec, derive_seed
 from lprcausal.errors import LprError
 from lprcausal.pipeline.runs import FindRun
 from lprcausal.pruning import (
     allocate_ratios,
+    cross_transplant_masks,
     interpolate_ratios,
     layerwise_magnitude_masks,
     layerwise_ratios,
+    matched_ratios,
     random_masks,
+    rounded_counts,
     shuffle_masks,
     transplant_masks,
 )
+from lprcausal.pruning.layerwise import magnitude_masks_at_counts
 from lprcausal.pruning.structured import (
     layerwise_unit_masks,
     transplant_unit_masks,
@@ -97,18 +102,27 @@ def eval_mask(store, spec: EvalSpec, find: FindRun) -> dict[str, torch.Tensor]:
         return find.mask(s)
     weights = find.prunable_weights(s)
     if m.kind == "transplant":
-        source = _other(store, m.lpr_from, find, "lpr_from")
-        return transplant_masks(source.mask(s), weights)
+        source = _other(store, m.lpr_from, find, "lpr_from", cross_ok=True)
+        if not is_cross(source, find, m):
+            return transplant_masks(source.mask(s), weights)
+        return cross_transplant_masks(source.mask(s), weights, m.match, layer_map_of(m))
     if m.kind == "interp":
-        a = _other(store, m.lpr_from, find, "lpr_from")
-        b = _other(store, m.lpr_to, find, "lpr_to")
+        a = _other(store, m.lpr_from, find, "lpr_from", cross_ok=True)
+        b = _other(store, m.lpr_to, find, "lpr_to", cross_ok=True)
         if m.alpha is None:
             raise LprError("mask kind 'interp' needs alpha: expected a value in [0, 1].")
         n_params = {n: w.numel() for n, w in weights.items()}
-        ratios = interpolate_ratios(
-            layerwise_ratios(a.mask(s)), layerwise_ratios(b.mask(s)), m.alpha, n_params
-        )
-        return layerwise_magnitude_masks(weights, ratios)
+        if not (is_cross(a, find, m) or is_cross(b, find, m)):
+            ratios = interpolate_ratios(
+                layerwise_ratios(a.mask(s)), layerwise_ratios(b.mask(s)), m.alpha, n_params
+            )
+            return layerwise_magnitude_masks(weights, ratios)
+        # Across architectures each end is first matched onto these weights' layers; the
+        # mix is then rounded layer by layer, as a transplant is (alpha 0 and 1 give the
+        # two transplant cells exactly).
+        ra, rb = (lpr_on(run, find, s, m) for run in (a, b))
+        mixed = {n: (1.0 - m.alpha) * ra[n] + m.alpha * rb[n] for n in weights}
+        return magnitude_masks_at_counts(weights, rounded_counts(n_params, mixed))
     if m.kind in ("uniform", "erk", "lamp"):
         return layerwise_magnitude_masks(weights, allocate_ratios(m.kind, weights, s))
     own = find.mask(s)
@@ -119,13 +133,43 @@ def eval_mask(store, spec: EvalSpec, find: FindRun) -> dict[str, torch.Tensor]:
     raise LprError(f"mask kind = {m.kind!r} is not known.")
 
 
-def _other(store, run_id: str | None, find: FindRun, field: str) -> FindRun:
+def _other(store, run_id: str | None, find: FindRun, field: str, cross_ok: bool = False
+           ) -> FindRun:
+    """The find run ``run_id`` whose LPR is used; with ``cross_ok`` (weight pruning) it
+    may have other layers, else it must have the layers of ``find``."""
     if not run_id:
         raise LprError(f"{field} is missing: expected the find run whose LPR is used.")
     other = FindRun(store, run_id, field)
-    check_same_layers(other, find)
     check_same_structure(other, find)
+    if not (cross_ok and not find.structured):
+        check_same_layers(other, find)
     return other
+
+
+def same_layers(a: FindRun, b: FindRun) -> bool:
+    """Both runs prune the same named tensors with the same shapes, in the same order."""
+    return [(x["name"], tuple(x["shape"])) for x in a.layers] == [
+        (x["name"], tuple(x["shape"])) for x in b.layers
+    ]
+
+
+def is_cross(other: FindRun, find: FindRun, m: MaskSpec) -> bool:
+    """True when ``other``'s LPR reaches ``find``'s weights across architectures: its
+    layers differ, or the mask names a match rule other than by name."""
+    return m.match != "name" or not same_layers(other, find)
+
+
+def layer_map_of(m: MaskSpec) -> dict | None:
+    return json.loads(m.layer_map) if m.layer_map is not None else None
+
+
+def lpr_on(other: FindRun, find: FindRun, s: float, m: MaskSpec) -> dict[str, float]:
+    """The LPR of ``other`` at level ``s`` as ratios of ``find``'s prunable layers
+    (matched by ``m.match``; the identity when the layers are the same)."""
+    ratios = layerwise_ratios(other.mask(s))
+    if not is_cross(other, find, m):
+        return ratios
+    return matched_ratios(ratios, find.prunable, m.match, layer_map_of(m))
 
 
 def check_same_structure(a: FindRun, b: FindRun) -> None:

@@ -29,6 +29,14 @@ from lprcausal.pruning.masks import (
     overall_sparsity,
     removal_count,
 )
+from lprcausal.pruning.matching import (
+    MATCH_RULES,
+    cross_transplant_masks,
+    matched_ratios,
+    parse_layer_map,
+    resnet_role,
+    rounded_counts,
+)
 from lprcausal.pruning.structured import (
     UnitMasks,
     expand_unit_masks,
@@ -44,6 +52,7 @@ from lprcausal.pruning.structured import (
 )
 
 __all__ = [
+    "MATCH_RULES",
     "SCHEMES",
     "Masks",
     "UnitMasks",
@@ -51,6 +60,7 @@ __all__ = [
     "apply_masks",
     "check_masks_match",
     "count_removed",
+    "cross_transplant_masks",
     "erk_densities",
     "expand_unit_masks",
     "global_magnitude_masks",
@@ -61,9 +71,13 @@ __all__ = [
     "layerwise_magnitude_masks",
     "layerwise_ratios",
     "layerwise_unit_masks",
+    "matched_ratios",
     "overall_sparsity",
+    "parse_layer_map",
     "random_masks",
     "removal_count",
+    "resnet_role",
+    "rounded_counts",
     "shuffle_masks",
     "transplant_masks",
     "transplant_unit_masks",

@@ -17,8 +17,14 @@ from lprcausal.results.schema import (
     CHECKPOINT_TRANSPLANT,
     CHECKPOINT_TRANSPLANT_DIMS,
     COUPLED,
+    DESIGN,
+    DESIGN_WEIGHTS,
+    DESIGNS,
     DIVERGED,
+    FACTORIAL,
     IS_COUPLED,
+    MASK_SPARSITY,
+    MATCH,
     REFERENCE_H_FIND,
     RESULT_KIND,
     ROLES,
@@ -103,12 +109,21 @@ def transplant_dataset(
     controls: Sequence[str] = (),
     control_cells: Cells | None = None,
     attrs: Mapping | None = None,
+    designs: Sequence[str] | None = None,
+    matches: Sequence[str] | None = None,
 ) -> xr.Dataset:
     """The transplant Dataset of H_find label pairs ``(a, b)``.
 
     ``cells`` are (pair, w_src, lpr_src, seed, sparsity); ``alpha_cells`` (pair, alpha,
-    seed, sparsity); ``control_cells`` (pair, control, w_src, seed, sparsity).
+    seed, sparsity); ``control_cells`` (pair, control, w_src, seed, sparsity). Each may
+    hold ``mask_sparsity``. ``designs`` (one of :data:`DESIGNS` per pair; default all
+    factorial) and ``matches`` (the match rule per pair) become ``design(pair)`` and
+    ``match(pair)``; the cells a cross-architecture pair lacks must be NaN.
     """
+    designs = list(designs) if designs is not None else [FACTORIAL] * len(pairs)
+    for d in designs:
+        if d not in DESIGNS:
+            raise ValueError(f"design {d!r} is not one of {DESIGNS}")
     data: dict = {}
     _add(data, "", TRANSPLANT_DIMS, cells,
          "eval accuracy of the weights of w_src pruned at the LPR of lpr_src")
@@ -120,11 +135,15 @@ def transplant_dataset(
         "lpr_src": ("lpr_src", list(ROLES), {"long_name": "run whose LPR is imposed"}),
         "seed": ("seed", np.array(seeds, dtype=np.int64), SEED),
         "sparsity": ("sparsity", np.array(sparsities, dtype=float), SPARSITY),
+        "design": ("pair", designs, DESIGN),
+        "match": ("pair", list(matches) if matches is not None else ["name"] * len(pairs),
+                  MATCH),
     }
     if alphas:
         assert alpha_cells is not None
         _add(data, "_alpha", ("pair", "alpha", "seed", "sparsity"), alpha_cells,
-             "eval accuracy of weights a at LPR (1-alpha)*LPR_a + alpha*LPR_b")
+             "eval accuracy of weights a (b for cross_architecture pairs) at LPR "
+             "(1-alpha)*LPR_a + alpha*LPR_b")
         coords["alpha"] = (
             "alpha",
             np.array(alphas, dtype=float),
@@ -136,6 +155,15 @@ def transplant_dataset(
              "eval accuracy of the weights of w_src with a control mask at the same sparsity")
         coords["control"] = ("control", list(controls), {"long_name": "control mask kind"})
     ds = xr.Dataset(data, coords=coords)
+    for i, d in enumerate(designs):  # cells a design lacks: NaN, not diverged
+        absent = {"pair": i, "w_src": [k for k, r in enumerate(ROLES)
+                                        if r not in DESIGN_WEIGHTS[d]]}
+        for suffix in ("", "_control"):
+            if "acc" + suffix not in ds or not absent["w_src"]:
+                continue
+            if np.isfinite(ds["acc" + suffix][absent].values).any():
+                raise ValueError(f"pair {i} is {d} but has cells of weights it lacks")
+            ds["diverged" + suffix][absent] = False
     ds.attrs = dict(attrs or {})
     return ds
 
@@ -171,6 +199,9 @@ def _add(data: dict, suffix: str, dims: tuple, cells: Cells, long_name: str) -> 
                             {**ACC, "long_name": long_name})
     if "val_acc" in cells:
         data["val_acc" + suffix] = (dims, cells["val_acc"], VAL_ACC)
+    if "mask_sparsity" in cells:
+        data["mask_sparsity" + suffix] = (dims, np.asarray(cells["mask_sparsity"], dtype=float),
+                                          MASK_SPARSITY)
     diverged = cells["diverged"] if "diverged" in cells else np.isnan(data["acc" + suffix][1])
     data["diverged" + suffix] = (dims, diverged, DIVERGED)
     if "run_id" in cells:

@@ -14,6 +14,7 @@ from lprcausal.results.schema import (
     CHECKPOINT_TRANSPLANT,
     CHECKPOINT_TRANSPLANT_DIMS,
     DECOUPLED_DIMS,
+    DESIGNS,
     RESULT_KIND,
     ROLES,
 )
@@ -136,6 +137,13 @@ def check_transplant(ds: xr.Dataset) -> None:
             raise LprError(
                 f"transplant.nc has no coordinate {role}(pair): expected the H_find label of "
                 f"role {role} of each pair, as {MADE_TRANSPLANT}."
+            )
+    if "design" in ds.coords:
+        bad = [d for d in labels(ds, "design") if d not in DESIGNS]
+        if tuple(ds["design"].dims) != ("pair",) or bad:
+            raise LprError(
+                f"transplant.nc coordinate design = {labels(ds, 'design')}: expected one of "
+                f"{list(DESIGNS)} per pair, as {MADE_TRANSPLANT}."
             )
     for var, extra in (("acc_alpha", ("alpha",)), ("acc_control", ("control", "w_src"))):
         if var in ds:

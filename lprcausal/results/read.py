@@ -1,4 +1,5 @@
-"""The design a decoupled Dataset records, read back: coupled cells, arms, references.
+"""The design a result Dataset records, read back: coupled cells, arms, references of a
+decoupled Dataset; the design of each transplant pair.
 
 Readers call :func:`lprcausal.results.check.check_decoupled` first; nothing here
 guesses the design from labels or configs.
@@ -10,7 +11,7 @@ import numpy as np
 import xarray as xr
 
 from lprcausal.results.check import labels
-from lprcausal.results.schema import COUPLED
+from lprcausal.results.schema import COUPLED, CROSS, DESIGN_WEIGHTS, FACTORIAL
 
 
 def fixed_evals(ds: xr.Dataset) -> list[str]:
@@ -77,3 +78,30 @@ def coupled_acc(ds: xr.Dataset) -> xr.DataArray | None:
     out = xr.concat(rows, dim="h_find").assign_coords(h_find=ds["h_find"].values)
     keep = {k: v for k, v in ds["h_find"].coords.items() if k != "h_find" and v.dims == ("h_find",)}
     return out.assign_coords(keep)
+
+
+def pair_design(tds: xr.Dataset, pair: str) -> str:
+    """The design of transplant pair ``pair``: ``factorial`` or ``cross_architecture``
+    (files without a ``design`` coordinate are factorial)."""
+    if "design" not in tds.coords:
+        return FACTORIAL
+    return str(tds["design"].sel(pair=pair).values)
+
+
+def weight_roles(tds: xr.Dataset, pair: str) -> tuple[str, ...]:
+    """The roles whose weights take both LPRs in ``pair``: ("a", "b"), or ("b",) across
+    architectures."""
+    return DESIGN_WEIGHTS[pair_design(tds, pair)]
+
+
+def cross_pairs(tds: xr.Dataset) -> list[str]:
+    """The pairs of the cross-architecture design."""
+    return [p for p in labels(tds, "pair") if pair_design(tds, p) == CROSS]
+
+
+CROSS_REASON = (
+    "a and b are different architectures, so a's weights cannot take b's LPR: the cells "
+    "of weights a are absent and only NIE_b = Y(b,b) - Y(b,a) and the control contrasts "
+    "on b's weights are defined (TE, NIE_a, NDE_a, NDE_b, INT, the mean NIE, the "
+    "proportion mediated, the NDE equivalence tests and the 2x2 ANOVA need them)"
+)

@@ -10,7 +10,14 @@ undeclared references were chosen).
 ``transplant.nc``: ``acc(pair, w_src, lpr_src, seed, sparsity)`` with roles ``a`` and
 ``b``, ``a(pair)`` / ``b(pair)`` the H_find labels of each pair, optionally
 ``acc_alpha(pair, alpha, seed, sparsity)`` and ``acc_control(pair, control, w_src,
-seed, sparsity)``; attrs ``h_eval`` (label) and ``eval_mode``.
+seed, sparsity)``; attrs ``h_eval`` (label) and ``eval_mode``. The design of each
+pair is the coordinate ``design(pair)``: ``factorial`` (weights from {a, b} x LPR from
+{a, b}) or ``cross_architecture`` (a and b have other prunable layers, so only the
+weights of b take both LPRs: the cells of weights a, and their controls, are absent and
+hold NaN with ``diverged`` False and an empty run id), with ``match(pair)`` the rule
+that matched b's layers to a's. A file without ``design`` is factorial throughout.
+``mask_sparsity`` (same dims as ``acc``) is each cell's realized global sparsity, which
+across architectures is what the matched per-layer counts add up to.
 
 ``checkpoint_transplant.nc`` (``lprcausal transplant --source RUN --target CKPT --model
 M --eval``; attr ``result_kind = "checkpoint_transplant"``): the weights of one
@@ -36,6 +43,11 @@ CORRECTION_NAMES = {
     "bonferroni": "Bonferroni",
     "none": "none",
 }
+# The designs of a transplant pair (coordinate design(pair)).
+FACTORIAL, CROSS = "factorial", "cross_architecture"
+DESIGNS = (FACTORIAL, CROSS)
+# The roles whose weights take both LPRs in each design.
+DESIGN_WEIGHTS = {FACTORIAL: ("a", "b"), CROSS: ("b",)}
 # The transplant contrasts, in the order stats.nc records and figures show them.
 CONTRASTS = ("TE", "NIE_a", "NIE_b", "NDE_a", "NDE_b", "INT")
 DECOUPLED_DIMS = ("h_find", "h_eval", "seed", "sparsity")
@@ -46,6 +58,14 @@ RESULT_KIND = "result_kind"
 CHECKPOINT_TRANSPLANT = "checkpoint_transplant"
 
 ACC = {"long_name": "eval test accuracy (final epoch)", "units": "1"}
+MASK_SPARSITY = {
+    "long_name": "fraction of the weights' prunable set the cell's mask removes", "units": "1"
+}
+DESIGN = {
+    "long_name": "transplant design of the pair: factorial, or cross_architecture (only the "
+                 "weights of b take both LPRs)",
+}
+MATCH = {"long_name": "how b's layers took a's ratios (cross_architecture pairs)"}
 VAL_ACC = {"long_name": "eval validation accuracy (final epoch)", "units": "1"}
 DIVERGED = {"long_name": "run diverged (NaN/inf loss), or its find run did; accuracy is NaN"}
 RUN_ID = {"long_name": "run id in the run store (empty: not trained, its find run diverged)"}

@@ -41,6 +41,8 @@ from lprcausal.stats.records import NAN, TestRecord
 from lprcausal.stats.schema import DEFAULT_LEVEL, DEFAULT_TOST_MARGIN, diverged_summary
 from lprcausal.stats.transplants import (
     anova_dataset,
+    control_contrast_tests,
+    cross_design_notes,
     dose_fit,
     dose_response_tests,
     mediation_analysis,
@@ -54,7 +56,9 @@ __all__ = [
     "DecoupledDesign",
     "Family",
     "anova_dataset",
+    "control_contrast_tests",
     "correct",
+    "cross_design_notes",
     "decoupled_design",
     "decoupling_tests",
     "diverged_summary",
@@ -106,7 +110,8 @@ FAMILIES: dict[str, Family] = {
         "is the effect of H_find carried by the LPR? One paired t test per pair of NIE = "
         "(NIE_a + NIE_b) / 2, NIE_w = Y(w,b) - Y(w,a) (LPR of b instead of a, weights w "
         "fixed), each seed's NIE averaged over the transplant's sparsities; Y(w,l) = acc "
-        "of the weights of w at the LPR of l, a = source, b = target",
+        "of the weights of w at the LPR of l, a = source, b = target. A cross-architecture "
+        "pair (only b's weights take both LPRs) tests NIE_b = Y(b,b) - Y(b,a) instead",
     ),
     "mediation_contrasts": Family(
         "fdr_bh",
@@ -114,6 +119,13 @@ FAMILIES: dict[str, Family] = {
         "per pair and sparsity, paired by seed: NIE; TE = Y(b,b)-Y(a,a); NIE_a, NIE_b; "
         "NDE_l = Y(b,l)-Y(a,l) (weights effect, LPR l fixed); INT = NIE_b-NIE_a. They span "
         "3 degrees of freedom (NIE, NDE, INT): TE = NIE_b + NDE_a = NIE_a + NDE_b",
+    ),
+    "control_contrasts": Family(
+        "fdr_bh",
+        "exploratory",
+        "per pair, sparsity and control mask, paired by seed: Y(w,l) - c(w), a transplant "
+        "cell minus control c (shuffle, random, uniform, erk, lamp at the same sparsity) on "
+        "the same weights w",
     ),
     "proportion_mediated": Family(
         "none",
@@ -129,7 +141,8 @@ FAMILIES: dict[str, Family] = {
     "dose_response": Family(
         "holm",
         "pre-registered",
-        "weights of a pruned at the LPR (1-alpha)*LPR_a + alpha*LPR_b: Page's trend test "
+        "weights of a (of b across architectures) pruned at the LPR (1-alpha)*LPR_a + "
+        "alpha*LPR_b: Page's trend test "
         "(seeds as blocks) and the t test of per-seed OLS slopes over alpha",
     ),
     "lpr_layers": Family(

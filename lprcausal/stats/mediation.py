@@ -110,6 +110,26 @@ def nie_test(Y: object, *, level: float = 0.95) -> TestRecord:
     return rec
 
 
+def nie_b_test(Y: object, *, level: float = 0.95) -> TestRecord:
+    """The LPR effect on the weights of b alone: paired t of NIE_b = Y(b,b) - Y(b,a).
+
+    For a cross-architecture pair, where b's weights are the only ones that take both
+    LPRs (the a row of ``Y`` is absent: NaN). ``Y`` is (2, 2, n_seeds) or (2, 2, n_seeds,
+    n_sparsities); with sparsities each seed's NIE_b is its mean over them (one test per
+    pair) and seeds missing a cell at any sparsity are dropped.
+    """
+    y = _check_y(Y, ndims=(3, 4))
+    if y.ndim == 3:
+        y = y[..., None]
+    per_seed = y[B, B] - y[B, A]  # (n_seeds, n_sparsities)
+    missing = np.isnan(per_seed).any(axis=1)
+    rec = paired_t(np.where(missing, np.nan, per_seed.mean(axis=1)), level=level,
+                   estimand="NIE_b", scale=_scale(y[B]))
+    if y.shape[3] > 1:
+        rec.note = join_notes(f"per-seed NIE_b averaged over {y.shape[3]} sparsities", rec.note)
+    return rec
+
+
 def proportion_mediated(
     Y: object,
     *,

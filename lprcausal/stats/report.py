@@ -101,6 +101,8 @@ def analyze(
         tds = data["transplant"]
         check_transplant(tds)
         records += analyses.mediation_analysis(tds, level=level, tost_margin=tost_margin)
+        records += analyses.control_contrast_tests(tds, level=level)
+        warnings += analyses.cross_design_notes(tds)
         result.anova, notes = analyses.anova_dataset(tds)
         warnings += notes
         recs, notes = analyses.dose_response_tests(tds, level=level)

@@ -2,7 +2,9 @@
 the direct effects, the within-seed ANOVA, and the dose-response over alpha.
 
 Input: ``acc(pair, w_src, lpr_src, seed, sparsity)`` with roles ``a`` and ``b``,
-optionally ``acc_alpha(pair, alpha, seed, sparsity)``.
+optionally ``acc_alpha(pair, alpha, seed, sparsity)`` and ``acc_control``. A pair of
+the cross-architecture design (``design(pair)``) has no cells of weights a: it gets
+NIE_b, the control contrasts and the dose-response only, and a note saying why.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ import numpy as np
 import xarray as xr
 
 from lprcausal.results.check import check_transplant, labels
-from lprcausal.results.schema import CONTRASTS
+from lprcausal.results.read import CROSS_REASON, cross_pairs, pair_design, weight_roles
+from lprcausal.results.schema import CONTRASTS, CROSS
 from lprcausal.stats.anova import FORMULA as ANOVA_FORMULA
 from lprcausal.stats.anova import TERMS as ANOVA_TERMS
 from lprcausal.stats.anova import within_seed_anova
-from lprcausal.stats.mediation import mediation_tests, nie_test, proportion_mediated
+from lprcausal.stats.mediation import mediation_tests, nie_b_test, nie_test, proportion_mediated
 from lprcausal.stats.mediation import transplant_contrasts as _contrasts
-from lprcausal.stats.paired import tost_paired
+from lprcausal.stats.paired import paired_t, tost_paired
 from lprcausal.stats.records import TestRecord
 from lprcausal.stats.schema import DEFAULT_LEVEL, DEFAULT_TOST_MARGIN, nan_mean, tag
 from lprcausal.stats.trend import isotonic_fit, page_trend, per_seed_slopes, slope_test
@@ -45,6 +48,9 @@ def mediation_analysis(
     out: list[TestRecord] = []
     for i, pair in enumerate(labels(acc, "pair")):
         by_pair = {"pair": pair} | ({"h_eval": h_eval} if h_eval else {})
+        if pair_design(tds, pair) == CROSS:
+            out += _cross_mediation(y[i], acc["sparsity"].values, by_pair, level)
+            continue
         out.append(tag(nie_test(y[i], level=level), "mediation", by_pair))
         for k, s in enumerate(float(v) for v in acc["sparsity"].values):
             cells = y[i, :, :, :, k]
@@ -70,6 +76,52 @@ def mediation_analysis(
     return out
 
 
+def _cross_mediation(y: np.ndarray, sparsities, by_pair: dict, level: float) -> list[TestRecord]:
+    """A cross-architecture pair: NIE_b as the pre-registered test (averaged over the
+    sparsities) and per sparsity; nothing that needs the weights of a."""
+    note = "cross-architecture pair: only the weights of b take both LPRs"
+    out = [tag(nie_b_test(y, level=level), "mediation", by_pair, note)]
+    for k, s in enumerate(float(v) for v in sparsities):
+        rec = nie_b_test(y[:, :, :, k], level=level)
+        out.append(tag(rec, "mediation_contrasts", by_pair | {"sparsity": s}, note))
+    return out
+
+
+def cross_design_notes(tds: xr.Dataset) -> list[str]:
+    """One line per cross-architecture pair: which contrasts are absent, and why."""
+    return [f"transplant pair {p}: only NIE_b and the control contrasts are tested; {CROSS_REASON}"
+            for p in cross_pairs(tds)]
+
+
+def control_contrast_tests(tds: xr.Dataset, *, level: float = DEFAULT_LEVEL) -> list[TestRecord]:
+    """Each transplant cell against each control mask on the same weights, paired by seed.
+
+    For weights ``w`` (a and b; b alone across architectures), control ``c`` and LPR
+    source ``l``: ``Y(w,l) - c(w)``, e.g. ``Y(b,a) - shuffle(b)`` (does a's LPR on b's
+    weights beat b's own LPR with shuffled positions?). Family ``control_contrasts``.
+    """
+    if "acc_control" not in tds:
+        return []
+    check_transplant(tds)
+    acc = tds["acc"].transpose("pair", "w_src", "lpr_src", "seed", "sparsity")
+    ctl = tds["acc_control"].transpose("pair", "control", "w_src", "seed", "sparsity")
+    h_eval = str(tds.attrs.get("h_eval", ""))
+    out = []
+    for pair in labels(acc, "pair"):
+        for s in (float(v) for v in acc["sparsity"].values):
+            at = {"pair": pair, "sparsity": s} | ({"h_eval": h_eval} if h_eval else {})
+            for c in labels(ctl, "control"):
+                for w in weight_roles(tds, pair):
+                    base = ctl.sel(pair=pair, control=c, w_src=w, sparsity=s).values
+                    for lp in ("a", "b"):
+                        cell = acc.sel(pair=pair, w_src=w, lpr_src=lp, sparsity=s).values
+                        scale = float(np.nanmax(np.abs(np.r_[cell, base]), initial=0.0))
+                        rec = paired_t(cell - base, level=level,
+                                       estimand=f"Y({w},{lp}) - {c}({w})", scale=scale)
+                        out.append(tag(rec, "control_contrasts", at))
+    return out
+
+
 def anova_dataset(tds: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
     """Within-seed (repeated-measures) ANOVA of the 2 x 2 grid per pair and sparsity, on
     the seeds with all four cells (:func:`~lprcausal.stats.anova.within_seed_anova`).
@@ -90,6 +142,10 @@ def anova_dataset(tds: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
     warnings = []
     y = acc.values.astype(float)
     for i, pair in enumerate(pairs):
+        if pair_design(tds, pair) == CROSS:
+            warnings.append(f"ANOVA of pair {pair} not fit: a cross-architecture pair has "
+                            "no cells of weights a")
+            continue
         for k, s in enumerate(sparsities):
             n_complete[i, k] = int((~np.isnan(y[i, :, :, :, k]).any(axis=(0, 1))).sum())
             if n_complete[i, k] < 2:

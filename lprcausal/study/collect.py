@@ -322,14 +322,17 @@ def transplant_dataset(
     first = designs[0]
     runs = [dict(zip(d.seeds(), d.pairs, strict=True)) for d in designs]
 
+    def hashed(spec) -> str | None:
+        return None if spec is None else spec_hash(spec)  # None: not in the design
+
     def main(i, w, lpr, seed, s):
-        return spec_hash(cell_spec(designs[i], runs[i][seed], w, lpr, s, seed))
+        return hashed(cell_spec(designs[i], runs[i][seed], w, lpr, s, seed))
 
     def dose(i, a, seed, s):
         return spec_hash(alpha_spec(designs[i], runs[i][seed], a, s, seed))
 
     def control(i, c, w, seed, s):
-        return spec_hash(control_spec(designs[i], runs[i][seed], w, c, s, seed))
+        return hashed(control_spec(designs[i], runs[i][seed], w, c, s, seed))
 
     return transplant_from_runs(
         [d.names for d in designs], list(first.seeds()), list(first.sparsities), reader,
@@ -338,6 +341,7 @@ def transplant_dataset(
          "eval_mode": first.mode},
         cell_id=main, alphas=first.alphas, alpha_id=dose,
         controls=first.controls, control_id=control,
+        designs=[d.design for d in designs], matches=[d.match for d in designs],
     )
 
 
@@ -348,18 +352,22 @@ def transplant_from_runs(
     reader: RunReader,
     attrs: dict,
     *,
-    cell_id: Callable[..., str],
+    cell_id: Callable[..., str | None],
     alphas: tuple[float, ...] = (),
     alpha_id: Callable[..., str] | None = None,
     controls: tuple[str, ...] = (),
-    control_id: Callable[..., str] | None = None,
+    control_id: Callable[..., str | None] | None = None,
+    designs: list[str] | None = None,
+    matches: list[str] | None = None,
 ) -> xr.Dataset:
     """The transplant Dataset of stored eval runs, whoever trained them (the engine, or
     the user's loop for :func:`lprcausal.transplant_runs`).
 
     ``names``: the (a, b) H_find labels of each pair. ``cell_id(pair_index, w, lpr, seed,
     s)`` (``w``, ``lpr`` in 0 = a, 1 = b), ``alpha_id(pair_index, alpha, seed, s)`` and
-    ``control_id(pair_index, control, w, seed, s)`` name the run of each cell. ``attrs``
+    ``control_id(pair_index, control, w, seed, s)`` name the run of each cell (None: a
+    cell the pair's design lacks). ``designs`` / ``matches``: each pair's design and match
+    rule (default factorial, by name). ``attrs``
     should carry ``h_eval``, ``h_eval_config`` and ``eval_mode``; ``n_diverged`` is added.
     """
     ab, index = [0, 1], list(range(len(names)))
@@ -376,6 +384,8 @@ def transplant_from_runs(
             gather_cells((index, list(controls), ab, seeds, sparsities), control_id, reader)
             if controls else None
         ),
+        designs=designs,
+        matches=matches,
     )
     n_div = sum(int(ds[v].sum()) for v in ds.data_vars if v.startswith("diverged"))
     ds.attrs = {**attrs, "n_diverged": n_div}
@@ -384,16 +394,20 @@ def transplant_from_runs(
 
 # ---------------------------------------------------------------------------- shared
 def gather_cells(
-    values: tuple, run_id_of: Callable[..., str], reader: RunReader
+    values: tuple, run_id_of: Callable[..., str | None], reader: RunReader
 ) -> dict[str, np.ndarray]:
-    """acc, val_acc, diverged and run_id over the Cartesian grid of ``values``."""
+    """acc, val_acc, diverged, run_id and mask_sparsity over the Cartesian grid of
+    ``values``; a cell whose run id is None is not in the design (NaN, not diverged)."""
     shape = tuple(len(v) for v in values)
     acc = np.full(shape, np.nan)
     val = np.full(shape, np.nan)
+    mask_sparsity = np.full(shape, np.nan)
     div = np.zeros(shape, dtype=bool)
     ids = np.full(shape, "", dtype=object)
     for index in np.ndindex(*shape):
         run_id = run_id_of(*(v[i] for v, i in zip(values, index, strict=True)))
+        if run_id is None:
+            continue
         m = reader.eval(run_id)
         if m is None:
             div[index] = True
@@ -402,7 +416,9 @@ def gather_cells(
         div[index] = bool(m["diverged"])
         acc[index] = np.nan if div[index] else m["test_acc"]
         val[index] = np.nan if div[index] else m["final_val_acc"]
-    return {"acc": acc, "val_acc": val, "diverged": div, "run_id": ids}
+        mask_sparsity[index] = m.get("sparsity", np.nan)
+    return {"acc": acc, "val_acc": val, "diverged": div, "run_id": ids,
+            "mask_sparsity": mask_sparsity}
 
 
 def _attrs(spec: StudySpec, command: str) -> dict:

@@ -15,17 +15,32 @@ unit fractions instead: cell ``(w, l)`` prunes ``w``'s units layerwise by unit s
 ``l``'s exact per-layer unit counts; ``random`` / ``shuffle`` controls take random units at
 the same counts and ``uniform`` the same unit fraction in every unit layer
 (see :mod:`lprcausal.pipeline.masks`); ``erk`` and ``lamp`` are not defined for units.
+
+Across architectures (``cross``: the two runs have other prunable layers, e.g. other
+widths or depths) only the target's weights can take both LPRs, so the design keeps the
+cells of weights ``b``: (b, LPR a) with a's LPR matched onto b's layers by ``match``
+(:mod:`lprcausal.pruning.matching`) and (b, LPR b); the dose-response prunes b's weights
+at ``(1-alpha)*LPR_a + alpha*LPR_b`` and the controls are made on b's weights. The cells
+of weights a do not exist (a's weights do not fit b's layers).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lprcausal.config import CONTROLS, EvalSpec, MaskSpec, TrainConfig
 from lprcausal.errors import LprError
 from lprcausal.pipeline import Context, FindRun
-from lprcausal.pipeline.masks import check_mask_kind, check_same_layers, check_same_structure
+from lprcausal.pipeline.masks import (
+    check_mask_kind,
+    check_same_layers,
+    check_same_structure,
+    same_layers,
+)
+from lprcausal.pruning import matched_ratios
+from lprcausal.results.schema import CROSS, FACTORIAL
 
 
 @dataclass(frozen=True)
@@ -40,38 +55,66 @@ class TransplantDesign:
     controls: tuple[str, ...] = ()
     eval_seeds: tuple[int, ...] | None = None
     names: tuple[str, str] = field(default=("a", "b"))  # the H_find labels of a and b
+    cross: bool = False  # other architectures: only the weights of b take both LPRs
+    match: str = "name"  # cross only: how b's layers take a's ratios
+    layer_map: str | None = None  # cross only, match "map": its canonical JSON
 
     def seeds(self) -> tuple[int, ...]:
         return self.eval_seeds if self.eval_seeds is not None else tuple(range(len(self.pairs)))
 
+    @property
+    def weights(self) -> tuple[int, ...]:
+        """The runs (0 = a, 1 = b) whose weights take both LPRs."""
+        return (1,) if self.cross else (0, 1)
+
+    @property
+    def design(self) -> str:
+        """The recorded design of the pair (:data:`lprcausal.results.schema.DESIGNS`)."""
+        return CROSS if self.cross else FACTORIAL
+
+    def lpr_mask(self, **kw) -> MaskSpec:
+        """A mask borrowing LPR, with the match rule when the LPR crosses architectures."""
+        if self.cross:
+            kw.update(match=self.match, layer_map=self.layer_map)
+        return MaskSpec(**kw)
+
 
 def cell_spec(design: TransplantDesign, pair: tuple[str, str], w: int, lp: int, s: float,
-              seed: int) -> EvalSpec:
+              seed: int) -> EvalSpec | None:
+    """Cell (weights ``w``, LPR ``lp``); None for a cell the design does not have."""
+    if w not in design.weights:
+        return None
+    mask = (MaskSpec(kind="transplant", lpr_from=pair[lp]) if w == lp
+            else design.lpr_mask(kind="transplant", lpr_from=pair[lp]))
     return EvalSpec(find=pair[w], sparsity=s, train=design.train, mode=design.mode, seed=seed,
-                    mask=MaskSpec(kind="transplant", lpr_from=pair[lp]))
+                    mask=mask)
 
 
 def alpha_spec(design: TransplantDesign, pair, alpha: float, s: float, seed: int) -> EvalSpec:
-    return EvalSpec(find=pair[0], sparsity=s, train=design.train, mode=design.mode, seed=seed,
-                    mask=MaskSpec(kind="interp", lpr_from=pair[0], lpr_to=pair[1], alpha=alpha))
+    """Weights of a (of b across architectures) at ``(1-alpha)*LPR_a + alpha*LPR_b``."""
+    mask = design.lpr_mask(kind="interp", lpr_from=pair[0], lpr_to=pair[1], alpha=alpha)
+    return EvalSpec(find=pair[design.weights[0]], sparsity=s, train=design.train,
+                    mode=design.mode, seed=seed, mask=mask)
 
 
 def control_spec(design: TransplantDesign, pair, w: int, control: str, s: float,
-                 seed: int) -> EvalSpec:
+                 seed: int) -> EvalSpec | None:
+    if w not in design.weights:
+        return None
     return EvalSpec(find=pair[w], sparsity=s, train=design.train, mode=design.mode, seed=seed,
                     mask=MaskSpec(kind=control, seed=seed))
 
 
 def all_specs(design: TransplantDesign) -> list[EvalSpec]:
     """Every eval run of the design (cells, alphas, controls), in a fixed order."""
-    out = []
+    out: list[EvalSpec | None] = []
     for pair, seed in zip(design.pairs, design.seeds(), strict=True):
         for s in design.sparsities:
             out += [cell_spec(design, pair, w, lp, s, seed) for w in (0, 1) for lp in (0, 1)]
             out += [alpha_spec(design, pair, a, s, seed) for a in design.alphas]
             out += [control_spec(design, pair, w, c, s, seed) for c in design.controls
                     for w in (0, 1)]
-    return out
+    return [spec for spec in out if spec is not None]
 
 
 def check_design(ctx: Context, design: TransplantDesign) -> None:
@@ -96,10 +139,13 @@ def check_design(ctx: Context, design: TransplantDesign) -> None:
         b = FindRun(ctx.store, b_id, "target")
         a.require_engine("transplant")
         b.require_engine("transplant")
-        check_same_layers(a, b)
         check_same_structure(a, b)
+        if design.cross:
+            check_cross(a, b, design)
+        else:
+            check_same_layers(a, b)
         for c in design.controls:
-            check_mask_kind(a, c)
+            check_mask_kind(b, c)
         for s in design.sparsities:
             a.level(s, "sparsity")
             b.level(s, "sparsity")
@@ -108,6 +154,34 @@ def check_design(ctx: Context, design: TransplantDesign) -> None:
                 f"Runs {a.id} and {b.id} were trained on different data "
                 f"({a.spec.data.name} vs {b.spec.data.name}): expected the same dataset."
             )
+
+
+def check_cross(a: FindRun, b: FindRun, design: TransplantDesign) -> None:
+    """A cross-architecture pair: weight pruning, and every layer of b matched to a's."""
+    if b.structured:
+        raise LprError(
+            f"Runs {a.id} and {b.id} prune units (prune.structure = 'unit') and have other "
+            "prunable layers: a transplant across architectures is defined for weight "
+            "pruning only. Expected two weight-pruning find runs, or the same architecture."
+        )
+    layer_map = json.loads(design.layer_map) if design.layer_map is not None else None
+    # ratios do not matter here: this checks that every layer matches, before training
+    matched_ratios(dict.fromkeys(a.prunable, 0.0), b.prunable, design.match, layer_map)
+
+
+def crosses_architectures(store, pairs: Sequence[tuple[str, str]]) -> bool:
+    """True when every pair's runs have other prunable layers (a cross-architecture
+    design), False when every pair's have the same; LprError for a mix."""
+    same = [same_layers(FindRun(store, a, "source"), FindRun(store, b, "target"))
+            for a, b in pairs]
+    if all(same) or not any(same):
+        return not same[0] if same else False
+    mixed = [f"{a[:8]}->{b[:8]}" for (a, b), ok in zip(pairs, same, strict=True) if not ok]
+    raise LprError(
+        f"Some source/target pairs have the same prunable layers and others not (pairs "
+        f"{', '.join(mixed)} differ): expected every pair of one transplant to cross "
+        "architectures the same way; transplant them separately."
+    )
 
 
 def pair_runs(store, sources: Sequence[str], targets: Sequence[str]) -> list[tuple[str, str]]:
