@@ -60,7 +60,8 @@ def layer_lpr(
     x = np.arange(len(layers), dtype=float)
     step = min(0.6 / max(len(finds), 1), 0.2)
     offsets = (np.arange(len(finds)) - (len(finds) - 1) / 2) * step
-    sizes = ds["n_params"].values if "n_params" in ds else None
+    # one size per layer; a [model.grid] study has sizes per H_find: none shown
+    sizes = ds["n_params"].values if "n_params" in ds and ds["n_params"].dims == ("layer",) else None
     ticks = [
         short_layer(n) + (f"\n{count_text(int(k))}" if sizes is not None else "")
         for n, k in zip(layers, sizes if sizes is not None else layers, strict=True)

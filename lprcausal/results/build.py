@@ -141,9 +141,11 @@ def transplant_dataset(
     }
     if alphas:
         assert alpha_cells is not None
+        dosed = {"a" if d == FACTORIAL else "b" for d in designs}
+        whose = "a" if dosed == {"a"} else "b" if dosed == {"b"} else (
+            "a (b for cross_architecture pairs)")
         _add(data, "_alpha", ("pair", "alpha", "seed", "sparsity"), alpha_cells,
-             "eval accuracy of weights a (b for cross_architecture pairs) at LPR "
-             "(1-alpha)*LPR_a + alpha*LPR_b")
+             f"eval accuracy of weights {whose} at LPR (1-alpha)*LPR_a + alpha*LPR_b")
         coords["alpha"] = (
             "alpha",
             np.array(alphas, dtype=float),

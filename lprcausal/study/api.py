@@ -20,6 +20,7 @@ from lprcausal import __version__
 from lprcausal.config import spec_hash
 from lprcausal.errors import LprError, check_choice
 from lprcausal.pipeline import Context
+from lprcausal.pipeline.context import prunable_set
 from lprcausal.pipeline.find import check_find
 from lprcausal.provenance import git_commit
 from lprcausal.results.io import load_dataset, save_dataset
@@ -38,7 +39,7 @@ from lprcausal.study.executor import (
 from lprcausal.study.graph import JobGraph, Plan, build_graph, chunks, make_plan, run_steps
 from lprcausal.study.progress import StudyProgress, Timer, fmt_seconds
 from lprcausal.study.spec import StudySpec, load_spec, parse_spec
-from lprcausal.study.transplant_design import all_specs
+from lprcausal.study.transplant_design import all_specs, check_match
 from lprcausal.train import EngineOptions, pick_device
 from lprcausal.train.generic import fusion_choice
 
@@ -154,7 +155,27 @@ class Study:
             check_find(self.ctx, spec)
         for train in {e.train for e in self.graph.evals.values()}:
             train.steps_per_epoch(n_train)
+        self._check_cross_transplants()
         return n_train
+
+    def _check_cross_transplants(self) -> None:
+        """Pairs of two [model.grid] models: every layer of b matches one of a's."""
+        data = self.ctx.dataset(self.spec.data)
+        for label, design in self.graph.designs.items():
+            if not design.cross:
+                continue
+            a, b = (self.graph.finds[r] for r in design.pairs[0])
+            if a.prune.structure == "unit":
+                raise LprError(
+                    f"transplant pair {label} trains two different models with structured "
+                    "pruning: a transplant across architectures is defined for weight pruning "
+                    "only (prune.structure = 'weight')."
+                )
+            try:
+                check_match(prunable_set(a.model, data, a.prune),
+                            prunable_set(b.model, data, b.prune), design)
+            except LprError as exc:
+                raise LprError(f"transplant pair {label}: {exc}") from None
 
     # ------------------------------------------------------------------ run
     def run(

@@ -132,11 +132,20 @@ def decoupled_dataset(graph: JobGraph, reader: RunReader, attrs: dict) -> xr.Dat
         lambda f, e, seed, s: graph.decoupled[(f, e, seed, s)],
         same_h,
         hp_coords={**_hp_coords(spec.h_find, "", "h_find"),
-                   **_hp_coords(spec.h_eval, "eval_", "h_eval")},
+                   **_hp_coords(spec.h_eval, "eval_", "h_eval"), **_model_coords(spec)},
         reference_h_find=spec.reference_h_find,
         reference_h_eval=spec.reference_h_eval,
         attrs={**attrs, "title": f"{spec.title}: decoupled find/eval", "eval_mode": spec.mode},
     )
+
+
+def _model_coords(spec: StudySpec) -> dict:
+    """``h_find_model(h_find)``: each H_find's model as JSON, for a [model.grid] study."""
+    if all(p.model is None for p in spec.h_find):
+        return {}
+    models = [json.dumps(spec.model_of(p).to_dict(), default=list) for p in spec.h_find]
+    return {"h_find_model": ("h_find", models,
+                             {"long_name": "model of each H_find ([model.grid]), JSON"})}
 
 
 def decoupled_from_runs(
@@ -167,8 +176,7 @@ def decoupled_from_runs(
     pruned_acc = np.full(find_acc.shape, np.nan)
     find_div = np.zeros((len(hf), len(seeds)), dtype=bool)
     find_run = np.full(find_div.shape, "", dtype=object)
-    layers = [(row["name"], int(row["n_params"]))
-              for row in reader.find(find_id(hf[0], seeds[0])).layers]
+    layers, sizes = _layers(reader, [find_id(f, seeds[0]) for f in hf])
     lpr = np.full((*find_acc.shape, len(layers)), np.nan)
     unit_lpr = np.full(lpr.shape, np.nan)  # structured pruning: fraction of units removed
     kept = {k: np.full(find_acc.shape, np.nan) for k in COMPACT_KEPT}  # and its compaction
@@ -185,12 +193,12 @@ def decoupled_from_runs(
                 find_acc[i, j, k] = run.metrics["find_acc"][key]
                 # a run of the user's own loop has no accuracy right after pruning
                 pruned_acc[i, j, k] = run.metrics.get("pruned_acc", {}).get(key, np.nan)
-                ratios = run.metrics["lpr"][key]
-                lpr[i, j, k] = [ratios[name] for name, _n in layers]
+                ratios = run.metrics["lpr"][key]  # a [model.grid] model may lack a layer
+                lpr[i, j, k] = [ratios.get(name, np.nan) for name in layers]
                 if "unit_lpr" in run.metrics:
                     structured = True
                     units = run.metrics["unit_lpr"][key]
-                    unit_lpr[i, j, k] = [units[name] for name, _n in layers]
+                    unit_lpr[i, j, k] = [units.get(name, np.nan) for name in layers]
                 for name in COMPACT_KEPT:
                     if "compact" in run.metrics:
                         kept[name][i, j, k] = run.metrics["compact"][key][name]
@@ -213,10 +221,9 @@ def decoupled_from_runs(
                          {"long_name": "find run id in the run store"}),
             "lpr": (f4, lpr, _unit("layerwise pruning ratio (fraction of the layer's weights "
                                    "removed)")),
-            "n_params": ("layer", np.array([n for _name, n in layers], dtype=np.int64),
-                         _unit("weights in the prunable layer")),
+            "n_params": _n_params(sizes, hf),
         },
-        coords=_base_coords(hf, he, seeds, sp) | {"layer": [n for n, _ in layers]},
+        coords=_base_coords(hf, he, seeds, sp) | {"layer": layers},
     )
     ds["layer"].attrs = {"long_name": "prunable parameter name"}
     if structured:
@@ -244,6 +251,24 @@ def decoupled_from_runs(
 def _unit(long_name: str) -> dict:
     """Attrs of a dimensionless variable (accuracies, fractions, counts)."""
     return {"long_name": long_name, "units": "1"}
+
+
+def _layers(reader: RunReader, find_ids: list[str]) -> tuple[list[str], np.ndarray]:
+    """The prunable layer names of the find runs (one per H_find; every model's layers,
+    first seen first) and their sizes ``(h_find, layer)``, 0 where a model lacks one."""
+    per_arm = [{row["name"]: int(row["n_params"]) for row in reader.find(i).layers}
+               for i in find_ids]
+    names = list(dict.fromkeys(n for arm in per_arm for n in arm))
+    return names, np.array([[arm.get(n, 0) for n in names] for arm in per_arm], dtype=np.int64)
+
+
+def _n_params(sizes: np.ndarray, h_find: list[str]) -> tuple:
+    """``n_params(layer)``, or ``n_params(h_find, layer)`` when a [model.grid] makes the
+    layers' sizes differ between H_find."""
+    if (sizes == sizes[0]).all():
+        return ("layer", sizes[0], _unit("weights in the prunable layer"))
+    return (("h_find", "layer"), sizes,
+            _unit("weights in the prunable layer of each H_find's model (0: it has none)"))
 
 
 def _base_coords(hf, he, seeds, sp) -> dict:

@@ -66,7 +66,8 @@ def build_graph(spec: StudySpec) -> JobGraph:
     for hf in spec.h_find:
         for seed in spec.seeds:
             fs = FindSpec(
-                data=spec.data, model=spec.model, train=hf.train, prune=spec.prune, seed=seed
+                data=spec.data, model=spec.model_of(hf), train=hf.train, prune=spec.prune,
+                seed=seed,
             )
             run_id = spec_hash(fs)
             g.finds.setdefault(run_id, fs)
@@ -97,9 +98,12 @@ def build_graph(spec: StudySpec) -> JobGraph:
 
 
 def transplant_design(spec: StudySpec, g: JobGraph, pair: tuple[str, str]) -> TransplantDesign:
-    """The 2x2 (+ alphas, controls) design of H_find labels ``pair``, one run pair per seed."""
+    """The 2x2 (+ alphas, controls) design of H_find labels ``pair``, one run pair per seed;
+    the cross-architecture design when the two arms train different [model.grid] models."""
     tp = spec.transplant
     assert tp is not None
+    a, b = (spec.model_of(spec.find_point(label)) for label in pair)
+    cross = a != b
     return TransplantDesign(
         pairs=tuple((g.find_ids[(pair[0], s)], g.find_ids[(pair[1], s)]) for s in spec.seeds),
         sparsities=tp.sparsities,
@@ -109,6 +113,9 @@ def transplant_design(spec: StudySpec, g: JobGraph, pair: tuple[str, str]) -> Tr
         controls=tp.controls,
         eval_seeds=spec.seeds,
         names=pair,
+        cross=cross,
+        match=tp.match if cross else "name",
+        layer_map=tp.layer_map if cross else None,
     )
 
 

@@ -45,7 +45,14 @@ TOP_KEYS = ("study", "data", "model", "prune", "find", "eval", "transplant", "st
 STUDY_KEYS = ("name", "title", "description", "seeds")
 FIND_KEYS = (*TRAIN_FIELDS, "grid", "points")
 EVAL_KEYS = ("mode", "coupled", "train", "label", "grid", "points")
-TRANSPLANT_KEYS = ("pairs", "reference", "h_eval", "sparsities", "alphas", "controls")
+TRANSPLANT_KEYS = (
+    "pairs", "reference", "h_eval", "sparsities", "alphas", "controls", "match", "layer_map"
+)
+# [model.grid]: the model fields a study may vary (each a list of values).
+MODEL_GRID_KEYS = ("name", "widths")
+# How a grid point's model field appears in its label (``model=resnet20``, ``widths=16+16``).
+MODEL_LABEL = {"name": "model", "widths": "widths"}
+MATCH_KEYS = ("name", "position", "stage")
 STATS_KEYS = ("reference_h_find", "reference_h_eval")
 
 
@@ -57,6 +64,7 @@ class HPoint:
     label: str
     train: TrainConfig | None
     fields: tuple[str, ...] = ()
+    model: ModelConfig | None = None  # an H_find arm of a [model.grid]: its model
 
     @property
     def coupled(self) -> bool:
@@ -72,6 +80,8 @@ class TransplantPart:
     sparsities: tuple[float, ...]
     alphas: tuple[float, ...] = ()
     controls: tuple[str, ...] = ()
+    match: str = "name"  # pairs of two [model.grid] variants: how b's layers take a's ratios
+    layer_map: str | None = None  # match "map": canonical JSON of [transplant.layer_map]
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,10 @@ class StudySpec:
         """Target sparsities, in the order the spec gives them."""
         return tuple(dict.fromkeys(self.prune.sparsities))
 
+
+    def model_of(self, point: HPoint) -> ModelConfig:
+        """The model an H_find arm trains: its [model.grid] variant, else [model]."""
+        return point.model if point.model is not None else self.model
 
     def eval_point(self, label: str) -> HPoint:
         return next(p for p in self.h_eval if p.label == label)
@@ -157,13 +171,16 @@ def _parse(raw: Any, source: str, default_name: str) -> StudySpec:
     base = Path(source).resolve().parent if Path(source).is_file() else None
     data = resolve_data(data, base)
     # the model name and widths are checked against the data by Study.check()
-    model = resolve_model(ModelConfig.from_dict(_table(table["model"], "model"), "model"), base)
+    model_table = dict(_table(table["model"], "model"))
+    model_grid = model_table.pop("grid", None)
+    model = resolve_model(ModelConfig.from_dict(model_table, "model"), base)
+    models = _model_points(model_table, model_grid, base)
     prune = PruneConfig.from_dict(_table(table.get("prune", {}), "prune"), "prune")
     find = _table(table["find"], "find")
     _check_keys(find, FIND_KEYS, "find")
     base = {k: v for k, v in find.items() if k not in ("grid", "points")}
     base_h = _train(base, {}, "find")
-    h_find = _points(find, base, "find")
+    h_find = _with_models(_points(find, base, "find"), models)
     evals = _table(table.get("eval", {}), "eval")
     _check_keys(evals, EVAL_KEYS, "eval")
     mode = evals.get("mode", "rewind")
@@ -189,6 +206,64 @@ def _parse(raw: Any, source: str, default_name: str) -> StudySpec:
         source=source,
         reference_h_find=ref_find,
         reference_h_eval=ref_eval,
+    )
+
+
+def _model_points(
+    model_table: dict, grid: Any, base: Path | None
+) -> tuple[tuple[str, ModelConfig], ...]:
+    """(label, model) of each ``[model.grid]`` point; empty without a grid.
+
+    The grid varies ``name`` and / or ``widths`` (a list of values each) over the rest of
+    ``[model]``, e.g. ``widths = [[16, 16, 16], [64, 64, 64]]``: labels ``widths=16+16+16``,
+    ``widths=64+64+64`` (``model=resnet20`` for names).
+    """
+    if grid is None:
+        return ()
+    grid = _table(grid, "model.grid")
+    if not grid:
+        raise LprError(
+            "model.grid is empty: expected name and / or widths with a list of values, "
+            "e.g. widths = [[16, 16, 16], [64, 64, 64]]."
+        )
+    _check_keys(grid, MODEL_GRID_KEYS, "model.grid")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            example = "[[16, 16, 16], [64, 64, 64]]" if key == "widths" else '["resnet20", "resnet32"]'
+            raise LprError(
+                f"model.grid.{key} = {values!r} is not valid: expected a non-empty list of "
+                f"values, e.g. {key} = {example}."
+            )
+        if key in model_table:
+            raise LprError(
+                f"model.{key} and model.grid.{key} are both given: expected {key} in one "
+                "place (the grid's values replace it)."
+            )
+    out, seen = [], {}
+    for combo in itertools.product(*grid.values()):
+        change = dict(zip(grid, combo, strict=True))
+        label = ",".join(f"{MODEL_LABEL[k]}={fmt_value(v)}" for k, v in change.items())
+        with _at_point("model.grid", label):
+            model = resolve_model(ModelConfig.from_dict({**model_table, **change}, "model.grid"),
+                                  base)
+        if label in seen:
+            raise LprError(f"model.grid repeats the point {label}: expected distinct values.")
+        seen[label] = model
+        out.append((label, model))
+    return tuple(out)
+
+
+def _with_models(
+    h_find: tuple[HPoint, ...], models: tuple[tuple[str, ModelConfig], ...]
+) -> tuple[HPoint, ...]:
+    """Every H_find arm on every model of the grid (model first in the label, ``base``
+    dropped): ``widths=16+16+16`` or ``widths=16+16+16,lr=0.1``."""
+    if not models:
+        return h_find
+    return tuple(
+        HPoint(m_label if p.label == "base" else f"{m_label},{p.label}", p.train, p.fields, model)
+        for m_label, model in models
+        for p in h_find
     )
 
 
@@ -501,9 +576,33 @@ def _transplant(
         check_choice(f"transplant.controls[{i}]", c, CONTROLS)
     if len(set(controls)) != len(controls):
         raise LprError(f"transplant.controls = {controls!r} repeats a control.")
+    match, layer_map = _match(table)
     return TransplantPart(
-        pairs=pairs, h_eval=h, sparsities=sparsities, alphas=alphas, controls=tuple(controls)
+        pairs=pairs, h_eval=h, sparsities=sparsities, alphas=alphas, controls=tuple(controls),
+        match=match, layer_map=layer_map,
     )
+
+
+def _match(table: dict) -> tuple[str, str | None]:
+    """``transplant.match`` and ``[transplant.layer_map]``: how a pair of two [model.grid]
+    variants matches b's layers to a's (see lprcausal.pruning.matching)."""
+    if "layer_map" in table:
+        if "match" in table and table["match"] != "map":
+            raise LprError(
+                f"transplant.match = {table['match']!r} and [transplant.layer_map] are both "
+                "given: expected one of them (the map lists every target layer itself)."
+            )
+        from lprcausal.pruning.matching import layer_map_json, parse_layer_map
+
+        return "map", layer_map_json(parse_layer_map(table["layer_map"], "transplant.layer_map"))
+    match = table.get("match", "name")
+    if match not in MATCH_KEYS:
+        raise LprError(
+            f"transplant.match = {match!r} is not known: expected one of "
+            f"{', '.join(map(repr, MATCH_KEYS))}, or a table [transplant.layer_map] of target "
+            "layer = source layer or fixed ratio."
+        )
+    return match, None
 
 
 def _label(value: Any, labels: list[str], where: str, what: str) -> str:

@@ -164,9 +164,15 @@ def check_cross(a: FindRun, b: FindRun, design: TransplantDesign) -> None:
             "prunable layers: a transplant across architectures is defined for weight "
             "pruning only. Expected two weight-pruning find runs, or the same architecture."
         )
+    check_match(a.prunable, b.prunable, design)
+
+
+def check_match(a_layers: Sequence[str], b_layers: Sequence[str], design: TransplantDesign
+                ) -> None:
+    """Every prunable layer of b matches a's under the design's rule (LprError listing
+    the unmatched ones), checked from names alone before anything trains."""
     layer_map = json.loads(design.layer_map) if design.layer_map is not None else None
-    # ratios do not matter here: this checks that every layer matches, before training
-    matched_ratios(dict.fromkeys(a.prunable, 0.0), b.prunable, design.match, layer_map)
+    matched_ratios(dict.fromkeys(a_layers, 0.0), list(b_layers), design.match, layer_map)
 
 
 def crosses_architectures(store, pairs: Sequence[tuple[str, str]]) -> bool:
