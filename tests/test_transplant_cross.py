@@ -66,7 +66,8 @@ def test_narrow_to_wide_mlp_cells_have_exact_counts_and_the_reduced_design(ctx, 
 def test_position_match_between_an_mlp_and_a_1d_cnn(ctx, capsys, tmp_path):
     [a_id] = finds(ctx, ModelConfig(name="mlp", widths=(16, 8, 8)), seeds=(0,))
     [b_id] = finds(ctx, ModelConfig(name="cnn1d", widths=(4, 4, 4)), seeds=(0,))
-    transplant(capsys, ctx, tmp_path, [a_id], [b_id], "--match", "position")
+    transplant(capsys, ctx, tmp_path, [a_id], [b_id], "--match", "position",
+               "--alpha", "0", "--alpha", "1")
     ds = load_dataset(tmp_path / "t.nc")
     a, b = FindRun(ctx.store, a_id), FindRun(ctx.store, b_id)
     ratios = list(layerwise_ratios(a.mask(0.8)).values())
@@ -75,6 +76,11 @@ def test_position_match_between_an_mlp_and_a_1d_cnn(ctx, capsys, tmp_path):
     cell = EvalRun(ctx.store, str(ds["run_id"].sel(w_src="b", lpr_src="a").values[0, 0, 0]))
     assert count_removed(cell.mask()) == expected
     assert list(ds["match"].values) == ["position"]
+    # the dose-response ends are the two cells: b's own LPR is not matched again
+    for alpha, lp in ((0.0, "a"), (1.0, "b")):
+        end = EvalRun(ctx.store, str(ds["run_id_alpha"].sel(alpha=alpha).values[0, 0, 0]))
+        cell = EvalRun(ctx.store, str(ds["run_id"].sel(w_src="b", lpr_src=lp).values[0, 0, 0]))
+        assert count_removed(end.mask()) == count_removed(cell.mask())
 
 
 def test_unmatched_layers_are_a_clear_error_without_traceback(ctx, capsys, tmp_path):
@@ -96,11 +102,16 @@ def test_layer_map_file_with_names_and_a_fixed_ratio(ctx, capsys, tmp_path):
     (tmp_path / "map.toml").write_text(
         'hidden.0.weight = "hidden.0.weight"\nhidden.1.weight = "hidden.1.weight"\n'
         '"hidden.2.weight" = 0.25\nfc.weight = "fc.weight"\n')
-    transplant(capsys, ctx, tmp_path, [a_id], [b_id], "--layer-map", str(tmp_path / "map.toml"))
+    transplant(capsys, ctx, tmp_path, [a_id], [b_id], "--layer-map", str(tmp_path / "map.toml"),
+               "--alpha", "1")
     ds = load_dataset(tmp_path / "t.nc")
     cell = EvalRun(ctx.store, str(ds["run_id"].sel(w_src="b", lpr_src="a").values[0, 0, 0]))
     assert count_removed(cell.mask())["hidden.2.weight"] == 16  # 0.25 of 8 x 8
     assert list(ds["match"].values) == ["map"]
+    # alpha 1 is b's own LPR: the map applies to a's LPR only
+    own = EvalRun(ctx.store, str(ds["run_id"].sel(w_src="b", lpr_src="b").values[0, 0, 0]))
+    end = EvalRun(ctx.store, str(ds["run_id_alpha"].sel(alpha=1.0).values[0, 0, 0]))
+    assert count_removed(end.mask()) == count_removed(own.mask())
     (tmp_path / "bad.toml").write_text('"hidden.0.weight" = "hidden.0.weight"\n')
     err = transplant(capsys, ctx, tmp_path, [a_id], [b_id], "--layer-map",
                      str(tmp_path / "bad.toml"), code=2)

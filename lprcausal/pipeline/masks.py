@@ -154,9 +154,10 @@ def same_layers(a: FindRun, b: FindRun) -> bool:
 
 
 def is_cross(other: FindRun, find: FindRun, m: MaskSpec) -> bool:
-    """True when ``other``'s LPR reaches ``find``'s weights across architectures: its
-    layers differ, or the mask names a match rule other than by name."""
-    return m.match != "name" or not same_layers(other, find)
+    """True when ``other``'s LPR reaches ``find``'s weights across architectures: another
+    run whose layers differ, or for which the mask names a match rule other than by name.
+    A run's own LPR is never matched (an interpolation's end at the weights' own run)."""
+    return other.id != find.id and (m.match != "name" or not same_layers(other, find))
 
 
 def layer_map_of(m: MaskSpec) -> dict | None:

@@ -129,6 +129,8 @@ def anova_dataset(tds: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
     Output dims (pair, sparsity, term); variables sum_sq, df, F, p (NaN where the model
     could not be fit: fewer than 2 complete seeds) and n (complete seeds). Each effect
     (w_src, lpr_src, w_src:lpr_src) is tested against its own interaction with seed.
+    Cross-architecture pairs have no 2 x 2 grid: they are left out with a warning (an
+    empty Dataset when no pair is factorial).
     """
     check_transplant(tds)
     acc = tds["acc"].transpose("pair", "w_src", "lpr_src", "seed", "sparsity")
@@ -177,7 +179,10 @@ def anova_dataset(tds: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
         "each effect tested against its interaction with seed (F = t^2 of the paired t "
         "test of its per-seed contrast); seeds with a missing cell dropped"
     )
-    return ds, warnings
+    factorial = [p for p in pairs if pair_design(tds, p) != CROSS]
+    if not factorial:  # cross-architecture pairs only: no 2 x 2 grid to analyse
+        return xr.Dataset(), warnings
+    return ds.sel(pair=factorial), warnings
 
 
 def dose_response_tests(
