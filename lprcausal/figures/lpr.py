@@ -113,7 +113,8 @@ def layer_lpr(
             fig,
             axes,
             owns,
-            "prunable layer in network order, with its weight count",
+            "prunable layer in network order"
+            + (", with its weight count" if sizes is not None else ""),
             label_of(ds["lpr"]),
         )
         handles = look_handles(looks, finds)

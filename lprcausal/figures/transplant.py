@@ -260,8 +260,11 @@ def transplant_effects(
             axis.set_yticks(y, labels=[f"{r['name']}: {MEANING[r['name']]}" for r in rows])
             axis.set_ylim(-0.7, len(rows) - 0.3)
             axis.grid(axis="y", visible=False)
-            only = "" if pair_design(tds, p) != CROSS else " (other nets: NIE_b only)"
-            axis.set_title(f"a = {a} → b = {b}, sparsity {float(s):g}{only}")
+            if pair_design(tds, p) != CROSS:
+                axis.set_title(f"a = {a} → b = {b}, sparsity {float(s):g}")
+            else:
+                axis.set_title(f"a = {a} → b = {b}\nsparsity {float(s):g}; other networks: "
+                               "NIE_b only")
         axis_labels(fig, axes, owns, "effect on eval accuracy (accuracy points)", None)
         source, ci_level = sorted(sources)[0]
         handles = [  # filled: significant; open: not

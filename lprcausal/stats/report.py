@@ -228,10 +228,11 @@ def write_stats(results_dir: str | Path, result: StatsResult) -> list[Path]:
     """Save stats.nc (and anova.nc, dose_fit.nc when there is a transplant) in
     ``results_dir``, atomically; returns the paths written."""
     out = [save_dataset(result.stats, Path(results_dir) / STATS_FILE)]
-    if result.anova.data_vars:
-        out.append(save_dataset(result.anova, Path(results_dir) / ANOVA_FILE))
-    if result.dose_fit.data_vars:
-        out.append(save_dataset(result.dose_fit, Path(results_dir) / DOSE_FIT_FILE))
+    for data, name in ((result.anova, ANOVA_FILE), (result.dose_fit, DOSE_FIT_FILE)):
+        if data.data_vars:
+            out.append(save_dataset(data, Path(results_dir) / name))
+        else:  # none this time (e.g. cross-architecture pairs only): no stale file stays
+            (Path(results_dir) / name).unlink(missing_ok=True)
     return out
 
 
