@@ -117,15 +117,16 @@ def test_unknown_and_ambiguous_run_references_are_refused(capsys, store):
     assert "run = 'ffff' is not a run in store" in err
 
 
-def test_transplant_between_architectures_names_the_layer(capsys, store):
+def test_transplant_between_architectures_names_the_unmatched_layer(capsys, store):
+    # other widths are matched by name (tests/test_transplant_cross.py); another depth is not
     run(capsys, "find", *TINY, "--sparsity", "0.5", "--name", "a", "--store", store)
-    run(capsys, "find", "--n-samples", "600", "--widths", "24,16", "--batch-size", "32",
+    run(capsys, "find", "--n-samples", "600", "--widths", "24,16,8", "--batch-size", "32",
         "--iterations", "24", "--no-progress", "--sparsity", "0.5", "--name", "b",
         "--store", store)
     before = sorted(os.listdir(store))
     err = run(capsys, "transplant", "--source", "a", "--target", "b", "--no-progress",
               "--store", store, code=2)
-    assert "do not have the same prunable layers" in err and "hidden.1.weight" in err
+    assert "target layer(s) ['hidden.2.weight'] have no source layer" in err
     assert sorted(os.listdir(store)) == before
 
 

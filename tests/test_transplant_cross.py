@@ -59,7 +59,9 @@ def test_narrow_to_wide_mlp_cells_have_exact_counts_and_the_reduced_design(ctx, 
         realized = sum(expected.values()) / sum(sizes.values())
         assert ds["mask_sparsity"].sel(w_src="b", lpr_src="a").values[0, i, 0] == pytest.approx(
             realized, abs=1e-12)
-    assert "weights b, LPR a" in out and "only NIE_b and the control contrasts" in out
+    assert list(ds["pair"].values) == ["widths=16+8,lr=0.05->widths=40+20,lr=0.01"]
+    assert "source a, its own mask" in out and "weights b, LPR a" in out
+    assert "only NIE_b and the control contrasts" in out
     assert "Y(b,a) - shuffle(b)" in out
 
 

@@ -22,6 +22,7 @@ from lprcausal.config import (
 )
 from lprcausal.errors import LprError
 from lprcausal.pipeline import EvalRun, FindRun
+from lprcausal.pruning import overall_sparsity
 from lprcausal.pruning.matching import layer_map_json, parse_layer_map
 from lprcausal.results.io import save_dataset
 from lprcausal.results.read import weight_roles
@@ -173,7 +174,8 @@ def transplant_command(sources, targets, sparsities, config, train_overrides, mo
                    "take both LPRs; cells of weights a are absent.")
     for j, s in enumerate(levels):
         _print_means(ds.isel(pair=0), j, s, roles)
-        _print_sparsity(ds.isel(pair=0), j, s, roles)
+        source = sum(overall_sparsity(FindRun(store, a).mask(s)) for a, _ in pairs) / len(pairs)
+        _print_sparsity(ds.isel(pair=0), j, source, roles)
     # The statistics of this file, as `lprcausal stats` computes them for a study's.
     result = analyze({"transplant": ds}, source=str(path))
     result.warnings = [w for w in result.warnings if not w.startswith("no decoupled.nc")]
@@ -193,16 +195,17 @@ def match_options(match: str | None, layer_map: str | None) -> tuple[str, str | 
     return "map", layer_map_json(parse_layer_map(load_toml(layer_map), f"--layer-map {layer_map}"))
 
 
-def _print_sparsity(ds, j: int, s: float, roles: tuple[str, ...]) -> None:
-    """Global sparsity of each cell's mask: across architectures, the target's at the
-    source's LPR is what the matched per-layer counts add up to."""
+def _print_sparsity(ds, j: int, source: float, roles: tuple[str, ...]) -> None:
+    """Global sparsity of each cell's mask beside the source's own: across architectures,
+    the target's at the source's LPR is what the matched per-layer counts add up to."""
     if "mask_sparsity" not in ds:
         return
     cells = ds["mask_sparsity"].isel(sparsity=j).mean("seed")
-    rows = [[f"weights {w}, LPR {lp}", float(cells.sel(w_src=w, lpr_src=lp))]
-            for w in roles for lp in ("a", "b")]
-    click.echo(f"global sparsity of the masks (source a at its own LPR: {s:g})")
-    click.echo(table(["cell", "sparsity"], rows))
+    rows = [["source a, its own mask", source]]
+    rows += [[f"weights {w}, LPR {lp}", float(cells.sel(w_src=w, lpr_src=lp))]
+             for w in roles for lp in ("a", "b")]
+    click.echo("global sparsity of the masks (mean over seeds)")
+    click.echo(table(["mask", "sparsity"], rows))
 
 
 def _print_means(ds, j: int, s: float, roles: tuple[str, ...]) -> None:

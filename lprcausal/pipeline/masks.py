@@ -12,6 +12,12 @@ unit score at the source's exact per-layer unit counts), ``interp`` (at interpol
 unit fractions), ``uniform`` (the same unit fraction in every unit layer, exact total),
 ``shuffle`` / ``random`` (random units at the own per-layer unit counts). Both runs of a
 transplant must be structured; ``erk`` and ``lamp`` are weight allocations only.
+
+Across architectures (weight pruning only): when the run whose LPR a ``transplant`` or
+``interp`` mask borrows has other prunable layers (or the mask names a match rule other
+than ``name``), its ratios are first matched onto these weights' layers
+(:mod:`lprcausal.pruning.matching`, rule ``MaskSpec.match``) and each layer loses exactly
+``round_half_up(ratio * n)`` weights by magnitude.
 """
 
 from __future__ import annotations

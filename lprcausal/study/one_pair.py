@@ -15,7 +15,7 @@ from lprcausal.config import TrainConfig
 from lprcausal.pipeline import Context, FindRun, ensure_evals
 from lprcausal.results.schema import pair_label
 from lprcausal.study.collect import RunReader, provenance_attrs, setup_attrs, transplant_dataset
-from lprcausal.study.spec import differing_fields, fixed_eval_label, make_label
+from lprcausal.study.spec import differing_fields, fixed_eval_label, make_label, model_label
 from lprcausal.study.transplant_design import TransplantDesign, all_specs, check_design
 
 
@@ -41,14 +41,21 @@ def h_eval_label(h_eval: TrainConfig, a: TrainConfig, b: TrainConfig) -> str:
 def pair_names(
     store, pairs: Sequence[tuple[str, str]], sources: Sequence[str], targets: Sequence[str]
 ) -> tuple[str, str]:
-    """H_find labels of a and b: the fields of H that tell them apart (``lr=0.1``), as a
-    study labels its grid; the run references as given when their H are equal."""
+    """H_find labels of a and b: the fields of the model (``widths=16+8``, as a study's
+    [model.grid] labels them) and of H (``lr=0.1``, as a study labels its grid) that tell
+    them apart; the run references as given when neither differs."""
     a_h = {FindRun(store, a).spec.train for a, _ in pairs}
     b_h = {FindRun(store, b).spec.train for _, b in pairs}
-    if len(a_h) == 1 and len(b_h) == 1:
+    a_m = {FindRun(store, a).spec.model for a, _ in pairs}
+    b_m = {FindRun(store, b).spec.model for _, b in pairs}
+    if len(a_h) == 1 and len(b_h) == 1 and len(a_m) == 1 and len(b_m) == 1:
         a, b = a_h.pop(), b_h.pop()
+        ma, mb = a_m.pop(), b_m.pop()
         fields = differing_fields(a, b)
-        if fields:
-            return make_label(a, fields), make_label(b, fields)
+        labels = [model_label(ma, mb), model_label(mb, ma)]
+        labels = [",".join(x for x in (m, make_label(h, fields)) if x)
+                  for m, h in zip(labels, (a, b), strict=True)]
+        if labels[0] and labels[1] and labels[0] != labels[1]:
+            return labels[0], labels[1]
     names = ",".join(sources), ",".join(targets)
     return names if names[0] != names[1] else ("a", "b")

@@ -253,6 +253,13 @@ def _model_points(
     return tuple(out)
 
 
+def model_label(model: ModelConfig, other: ModelConfig) -> str:
+    """The [model.grid] label of ``model`` by the fields it differs in from ``other``
+    (``widths=16+8``, ``model=resnet20``); empty when they agree on those fields."""
+    return ",".join(f"{MODEL_LABEL[k]}={fmt_value(getattr(model, k))}"
+                    for k in MODEL_GRID_KEYS if getattr(model, k) != getattr(other, k))
+
+
 def _with_models(
     h_find: tuple[HPoint, ...], models: tuple[tuple[str, ModelConfig], ...]
 ) -> tuple[HPoint, ...]:
