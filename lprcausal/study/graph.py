@@ -102,7 +102,8 @@ def transplant_design(spec: StudySpec, g: JobGraph, pair: tuple[str, str]) -> Tr
     the cross-architecture design when the two arms train different [model.grid] models."""
     tp = spec.transplant
     assert tp is not None
-    a, b = (spec.model_of(spec.find_point(label)) for label in pair)
+    points = {p.label: p for p in spec.h_find}
+    a, b = (spec.model_of(points[label]) for label in pair)
     cross = a != b
     return TransplantDesign(
         pairs=tuple((g.find_ids[(pair[0], s)], g.find_ids[(pair[1], s)]) for s in spec.seeds),
