@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import run_cli, tiny_find, tiny_train
+from user_code import synthetic_loader
 
-from lprcausal.config import ModelConfig, PruneConfig
+from lprcausal.config import DataConfig, FindSpec, ModelConfig, PruneConfig
 from lprcausal.pipeline import EvalRun, FindRun, ensure_finds
-from lprcausal.pruning import count_removed, layerwise_ratios, rounded_counts
+from lprcausal.pruning import count_removed, layerwise_ratios, matched_ratios, rounded_counts
 from lprcausal.results.io import load_dataset, save_dataset
 from lprcausal.results.schema import CROSS
 
@@ -137,3 +138,28 @@ def test_stats_and_figures_handle_the_reduced_design(ctx, capsys, tmp_path):
     for name in ("transplant_interaction", "transplant_effects", "dose_response", "controls"):
         assert (tmp_path / "fig" / f"{name}.png").is_file(), out
     assert "only NIE_b is drawn" in out and "a and b are different architectures" in out
+
+
+def test_stage_match_resnet8_to_resnet14_on_the_command_line(ctx, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.py").write_text(synthetic_loader(n_train=40, n_test=8))
+    data = DataConfig(name="data.py:load", val_fraction=0.0)
+    train = tiny_train(batch_size=8, iterations=4)
+    [a_id], [b_id] = (ensure_finds(ctx, [FindSpec(
+        data=data, model=ModelConfig(name=name, widths=(4, 6, 8)), prune=PRUNE, train=train)])
+        for name in ("resnet8", "resnet14"))
+    args = ["transplant", "--store", str(ctx.store.root), "--no-progress", "--device", "cpu",
+            "--source", a_id, "--target", b_id, "--match", "stage", "--batch-size", "8",
+            "--iterations", "2", "--out", str(tmp_path / "t.nc")]
+    run_cli(capsys, *args)
+    ds = load_dataset(tmp_path / "t.nc")
+    a, b = FindRun(ctx.store, a_id), FindRun(ctx.store, b_id)
+    sizes = {x["name"]: int(x["n_params"]) for x in b.layers}
+    ratios = layerwise_ratios(a.mask(0.8))
+    cell = EvalRun(ctx.store, str(ds["run_id"].sel(w_src="b", lpr_src="a").values[0, 0, 0]))
+    got = count_removed(cell.mask())
+    assert got == rounded_counts(sizes, matched_ratios(ratios, list(sizes), "stage"))
+    # one block per stage in ResNet-8: both blocks of a ResNet-14 stage take its ratio
+    assert got["layer2.1.conv1.weight"] == rounded_counts(
+        {"x": 6 * 6 * 9}, {"x": ratios["layer2.0.conv1.weight"]})["x"]
+    assert list(ds["match"].values) == ["stage"]
