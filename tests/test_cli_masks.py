@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import xarray as xr
 from conftest import run_cli as run
 
 import lprcausal as lpc
-from lprcausal.errors import LprError
 from lprcausal.models import build_model
 from lprcausal.pipeline import FindRun
-from lprcausal.results.check import check_checkpoint_transplant, check_transplant
+from lprcausal.results.check import check_transplant
 from lprcausal.store import RunStore
 
 TINY = ["--n-samples", "600", "--batch-size", "32", "--iterations", "24", "--no-progress"]
@@ -95,41 +95,72 @@ def test_transplant_onto_a_checkpoint_writes_masks_at_the_source_lpr(capsys, sto
     assert lpc.mask_metadata(masks_out)["source_run"] == st.resolve("a")
 
 
-def test_transplant_onto_a_checkpoint_with_eval_writes_the_dataset(capsys, store, tmp_path):
+def test_transplant_onto_a_checkpoint_with_eval_writes_the_transplant_dataset(
+        capsys, store, tmp_path, monkeypatch):
+    import lprcausal.api.checkpoint_transplant as ct
+
     checkpoint(tmp_path)
+    trained = []  # each eval run's metrics, in the order the jobs were made
+    real = ct.train_many
+
+    def recording(jobs, ds, engine):
+        results = list(real(jobs, ds, engine))
+        trained.extend((job.mask, r.metrics()) for job, r in zip(jobs, results, strict=True))
+        return results
+
+    monkeypatch.setattr(ct, "train_many", recording)
     out = tmp_path / "res.nc"
-    run(capsys, "transplant", "--source", "a", "--target", str(tmp_path / "ck.pt"), "--model",
-        "mlp", *MODEL, "--n-samples", "600", "--sparsity", "0.8", "--eval", "--batch-size",
-        "32", "--iterations", "8", "--eval-seed", "0", "--eval-seed", "1", "--no-progress",
-        "--out", str(out), "--store", store)
+    text = run(capsys, "transplant", "--source", "a", "--target", str(tmp_path / "ck.pt"),
+               "--model", "mlp", *MODEL, "--n-samples", "600", "--sparsity", "0.5",
+               "--sparsity", "0.8", "--eval", "--batch-size", "32", "--iterations", "8",
+               "--eval-seed", "0", "--eval-seed", "1", "--no-progress", "--out", str(out),
+               "--store", store)
     ds = xr.load_dataset(out)
-    assert ds["acc"].dims == ("w_src", "lpr_src", "seed", "sparsity")
-    assert ds["acc"].shape == (1, 2, 2, 1)
-    assert bool(ds["acc"].notnull().all()) and bool(ds["val_acc"].notnull().all())
-    assert list(ds["w_src"].values) == ["b"] and list(ds["lpr_src"].values) == ["a", "b"]
-    assert ds.attrs["result_kind"] == "checkpoint_transplant"
-    assert ds.attrs["a_label"] == RunStore(store).resolve("a")
-    check_checkpoint_transplant(ds)  # the contract's own kind, validated as such
-    # not a 2x2 transplant: stats refuses it as transplant.nc and says what it is
-    with pytest.raises(LprError, match="checkpoint transplant .* only NIE_b"):
-        check_transplant(ds)
+    check_transplant(ds)  # the ordinary transplant schema: one pair, design checkpoint
+    assert "result_kind" not in ds.attrs
+    assert ds["acc"].dims == ("pair", "w_src", "lpr_src", "seed", "sparsity")
+    assert ds["acc"].shape == (1, 2, 2, 2, 2)
+    assert list(ds["design"].values) == ["checkpoint"] and list(ds["match"].values) == ["name"]
+    assert list(ds["pair"].values) == ["a->ck.pt"]
+    assert ds.attrs["source_run"] == RunStore(store).resolve("a")
+    assert ds.attrs["eval_mode"] == "finetune"
+    # the cells of weights a are absent: NaN, not diverged
+    assert np.isnan(ds["acc"].sel(w_src="a").values).all()
+    assert not ds["diverged"].sel(w_src="a").values.any()
+    # each cell of weights b is exactly its eval run's accuracy: jobs run seed, level, LPR
+    assert len(trained) == 2 * 2 * 2
+    st = RunStore(store)
+    source = FindRun(st, st.resolve("a"))
+    k = 0
+    for i in range(2):
+        for j, s in enumerate((0.5, 0.8)):
+            for lp in ("a", "b"):
+                mask, m = trained[k]
+                k += 1
+                cell = ds.sel(w_src="b", lpr_src=lp).isel(pair=0, seed=i, sparsity=j)
+                assert float(cell["acc"]) == m["test_acc"]
+                assert float(cell["val_acc"]) == m["final_val_acc"]
+                assert float(cell["mask_sparsity"]) == lpc.overall_sparsity(mask)
+                if lp == "a":
+                    assert lpc.layerwise_ratios(mask) == lpc.layerwise_ratios(source.mask(s))
+    assert "estimand: NIE_b" in text and "checkpoint pair" in text
+    # `lprcausal stats` reads it as any transplant.nc: NIE_b, and why the rest is absent
     folder = tmp_path / "results"
     folder.mkdir()
     (folder / "transplant.nc").write_bytes(out.read_bytes())
-    err = run(capsys, "stats", str(folder), code=2)
-    assert "result_kind = 'checkpoint_transplant'" in err and "Traceback" not in err
-
-
-def test_check_checkpoint_transplant_names_what_is_wrong():
-    ds = xr.Dataset({"acc": (("w_src", "lpr_src", "seed", "sparsity"), [[[[0.5]], [[0.6]]]])},
-                    coords={"w_src": ["b"], "lpr_src": ["a", "b"], "seed": [0],
-                            "sparsity": [0.8]})
-    with pytest.raises(LprError, match="result_kind = None: expected 'checkpoint_transplant'"):
-        check_checkpoint_transplant(ds)
-    ds.attrs["result_kind"] = "checkpoint_transplant"
-    check_checkpoint_transplant(ds)
-    with pytest.raises(LprError, match=r"coordinate 'w_src' = \['a'\]: expected \['b'\]"):
-        check_checkpoint_transplant(ds.assign_coords(w_src=["a"]))
+    text = run(capsys, "stats", str(folder))
+    flat = " ".join(text.split())
+    assert "estimand: NIE_b" in text
+    assert "only NIE_b and the control contrasts are tested" in flat
+    assert "b is a checkpoint from outside the store" in flat
+    assert "TE" not in [line.split()[0] for line in text.splitlines() if line.strip()]
+    stats = xr.load_dataset(folder / "stats.nc")
+    med = stats["estimand"].values.astype(str)[stats["family"].values.astype(str) == "mediation"]
+    assert list(med) == ["NIE_b"]
+    text = run(capsys, "figures", str(folder), "--out", str(tmp_path / "fig"))
+    for name in ("transplant_interaction", "transplant_effects"):
+        assert (tmp_path / "fig" / f"{name}.png").is_file(), text
+    assert "only NIE_b is drawn" in " ".join(text.split())
 
 
 def test_transplant_checkpoint_bad_inputs(capsys, store, tmp_path):

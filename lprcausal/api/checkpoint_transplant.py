@@ -4,10 +4,10 @@ For each level ``s``: the checkpoint's weights are pruned layerwise by magnitude
 exact per-layer counts of the source run's mask (``transplant_masks``), and the masks are
 written to a file. With an eval, each mask is also compared with the checkpoint's own
 global magnitude mask at the same sparsity: both are trained from the checkpoint
-(fine-tuned, mask held) with H_eval per seed, giving the checkpoint-transplant Dataset of
-the results contract (:mod:`lprcausal.results.schema`: ``acc(w_src, lpr_src, seed,
-sparsity)`` with ``w_src = ["b"]``, the checkpoint, and ``lpr_src = ["a", "b"]``;
-``result_kind = "checkpoint_transplant"``).
+(fine-tuned, mask held) with H_eval per seed, giving the ordinary transplant Dataset
+(:mod:`lprcausal.results.schema`) of one pair whose design is ``checkpoint``: the
+source run is a, the checkpoint b, and only b's weights take both LPRs, so
+``lprcausal stats`` and ``lprcausal figures`` read it as they read any transplant.nc.
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ from lprcausal.config import DataConfig, ModelConfig, TrainConfig, check_sparsit
 from lprcausal.errors import LprError
 from lprcausal.models import build_network
 from lprcausal.pipeline import Context, FindRun
-from lprcausal.pruning import global_magnitude_masks, transplant_masks
-from lprcausal.results.build import checkpoint_transplant_dataset
-from lprcausal.results.check import check_checkpoint_transplant
-from lprcausal.study.collect import provenance_attrs
+from lprcausal.pruning import global_magnitude_masks, overall_sparsity, transplant_masks
+from lprcausal.results.build import transplant_dataset
+from lprcausal.results.check import check_transplant
+from lprcausal.results.schema import CHECKPOINT, pair_label
+from lprcausal.study.collect import provenance_attrs, setup_attrs
+from lprcausal.study.spec import fixed_eval_label
 from lprcausal.train import TrainJob, train_many
 
 
@@ -112,39 +114,49 @@ def evaluate_transplant(
     data: DataConfig,
     h_eval: TrainConfig,
     seeds: tuple[int, ...],
-    source_id: str,
-    path: str,
+    source: FindRun,
+    path: str | os.PathLike,
+    names: tuple[str, str],
 ) -> xr.Dataset:
-    """Train the checkpoint at the source's LPR (``lpr_src = a``) and at its own global
-    magnitude LPR (``b``) per seed and level; ``acc(w_src, lpr_src, seed, sparsity)``."""
+    """Train the checkpoint (weights b) at the source's LPR (``lpr_src = a``) and at its
+    own global magnitude LPR (``b``) per seed and level: the transplant Dataset of the one
+    pair ``names`` = (a, b) labels, design ``checkpoint`` (the cells of weights a NaN)."""
     ds = ctx.dataset(data)
-    names = list(masks[0])
+    prunable = list(masks[0])
     jobs, where = [], []
     for i, seed in enumerate(seeds):
         for j, (s, transplanted) in enumerate(zip(levels, masks, strict=True)):
-            own = global_magnitude_masks({n: state[n] for n in names}, s)
+            own = global_magnitude_masks({n: state[n] for n in prunable}, s)
             for lp, mask in enumerate((transplanted, own)):
                 jobs.append(TrainJob(model=model, train=h_eval, init_state=state,
                                      data_seed=derive_seed(seed, "eval-data"), mask=mask,
                                      label=f"transplant ckpt s{s:g}"))
-                where.append((lp, i, j))
-    shape = (1, 2, len(seeds), len(levels))
+                where.append((lp, i, j, overall_sparsity(mask)))
+    shape = (1, 2, 2, len(seeds), len(levels))  # (pair, w_src, lpr_src, seed, sparsity)
     cells = {"acc": np.full(shape, np.nan), "val_acc": np.full(shape, np.nan),
+             "mask_sparsity": np.full(shape, np.nan),
              "diverged": np.zeros(shape, dtype=bool)}
-    for (lp, i, j), result in zip(where, train_many(jobs, ds, ctx.engine), strict=True):
+    for (lp, i, j, sparsity), result in zip(where, train_many(jobs, ds, ctx.engine), strict=True):
         m = result.metrics()
-        cells["diverged"][0, lp, i, j] = bool(m["diverged"])
+        at = (0, 1, lp, i, j)  # weights b: the checkpoint
+        cells["mask_sparsity"][at] = sparsity
+        cells["diverged"][at] = bool(m["diverged"])
         if not m["diverged"]:
-            cells["acc"][0, lp, i, j] = m["test_acc"]
-            cells["val_acc"][0, lp, i, j] = m["final_val_acc"]
-    out = checkpoint_transplant_dataset(seeds, levels, cells, attrs={
+            cells["acc"][at] = m["test_acc"]
+            cells["val_acc"][at] = m["final_val_acc"]
+    label = fixed_eval_label(h_eval, source.spec.train, ())[0]
+    out = transplant_dataset([names], seeds, levels, cells, designs=[CHECKPOINT],
+                             matches=["name"], attrs={
         **provenance_attrs("lprcausal transplant --target CHECKPOINT"),
-        "title": f"LPR transplant {source_id[:8]} -> checkpoint {Path(path).name}",
-        "a_label": source_id,
-        "b_label": str(path),
+        **setup_attrs(data, model, source.spec.prune),
+        "title": f"LPR transplant {pair_label(*names)}",
+        "h_eval": label,
         "h_eval_config": json.dumps(h_eval.to_dict(), sort_keys=True, default=list),
         "eval_mode": "finetune",
-        "structure": "weight",
+        "source_run": source.id,
+        "target_checkpoint": str(path),
+        "target_sha256": _file_sha256(Path(path)),
+        "n_diverged": int(cells["diverged"].sum()),
     })
-    check_checkpoint_transplant(out)
+    check_transplant(out)
     return out

@@ -168,15 +168,22 @@ def transplant_command(sources, targets, sparsities, config, train_overrides, mo
     click.echo(f"\nH_eval {ds.attrs['h_eval']} ({origin}):\n{to_toml(h_eval)}")
     click.echo(f"a = {names[0]}: source {', '.join(p[0] for p in pairs)}\nb = {names[1]}: "
                f"target {', '.join(p[1] for p in pairs)}\nseeds: {', '.join(map(str, seeds))}")
-    roles = weight_roles(ds, str(ds["pair"].values[0]))
     if ds["design"].values[0] == CROSS:
         click.echo(f"\nother architectures (layers matched by {rule}): only the weights of b "
                    "take both LPRs; cells of weights a are absent.")
-    for j, s in enumerate(levels):
-        _print_means(ds.isel(pair=0), j, s, roles)
-        source = sum(overall_sparsity(FindRun(store, a).mask(s)) for a, _ in pairs) / len(pairs)
-        _print_sparsity(ds.isel(pair=0), j, source, roles)
-    # The statistics of this file, as `lprcausal stats` computes them for a study's.
+    report(ds, path, [sum(overall_sparsity(FindRun(store, a).mask(s)) for a, _ in pairs)
+                      / len(pairs) for s in levels])
+
+
+def report(ds, path: Path, source_sparsity: list[float]) -> None:
+    """Print the cells of a one-pair transplant Dataset per sparsity (means, mask
+    sparsities beside the source's own ``source_sparsity``) and its statistics, as
+    `lprcausal stats` computes them for a study's transplant.nc."""
+    one = ds.isel(pair=0)
+    roles = weight_roles(ds, str(ds["pair"].values[0]))
+    for j, s in enumerate(float(v) for v in ds["sparsity"].values):
+        _print_means(one, j, s, roles)
+        _print_sparsity(one, j, source_sparsity[j], roles)
     result = analyze({"transplant": ds}, source=str(path))
     result.warnings = [w for w in result.warnings if not w.startswith("no decoupled.nc")]
     click.echo("\n" + render(result, "table"), nl=False)

@@ -33,7 +33,8 @@ def checkpoint_target_options(func: Callable) -> Callable:
                           ".safetensors; -s<level> added for several levels]."),
         click.option("--eval/--no-eval", "ckpt_eval", default=False, show_default=True,
                      help="With --model: also fine-tune the checkpoint at the source's LPR "
-                          "and at its own, per seed, and write the Dataset to --out."),
+                          "and at its own, per seed, and write the transplant Dataset (design "
+                          "'checkpoint') to --out."),
     ]
     for opt in reversed(opts):
         wrapper = opt(wrapper)
@@ -46,6 +47,9 @@ def _run(ckpt: dict, sources, targets, sparsities, config, train_overrides, eval
          ctx, **_ignored) -> None:
     from lprcausal.api.checkpoint_transplant import evaluate_transplant, transplant_onto_checkpoint
     from lprcausal.cli.options import build_train_config
+    from lprcausal.cli.transplant import report
+    from lprcausal.config import to_toml
+    from lprcausal.pruning import overall_sparsity
     from lprcausal.results.io import save_dataset
 
     if len(sources) != 1 or len(targets) != 1:
@@ -66,12 +70,14 @@ def _run(ckpt: dict, sources, targets, sparsities, config, train_overrides, eval
     h_eval = build_train_config(config, "train", train_overrides) if (
         config or train_overrides) else TrainConfig()
     seeds = tuple(eval_seeds) or (source.spec.seed,)
-    ds = evaluate_transplant(ctx, state, masks, levels, model, data, h_eval, seeds, source.id,
-                             target)
+    names = (sources[0], Path(target).name)
+    ds = evaluate_transplant(ctx, state, masks, levels, model, data, h_eval, seeds, source,
+                             target, names)
     path = Path(out) if out else Path("results") / f"transplant-{source.id[:8]}-{Path(target).stem}.nc"
     save_dataset(ds, path)
-    for j, s in enumerate(levels):
-        a, b = ds["acc"].values[0, :, :, j].mean(axis=1)
-        click.echo(f"sparsity {s:g}: eval accuracy at the source's LPR {a:.4f}, at the "
-                   f"checkpoint's own LPR {b:.4f}")
-    click.echo(f"results: {path}")
+    click.echo(f"\nH_eval {ds.attrs['h_eval']}:\n{to_toml(h_eval)}")
+    click.echo(f"a = {names[0]}: source {source.id}\nb = {names[1]}: checkpoint {target}\n"
+               f"seeds: {', '.join(map(str, seeds))}\n\nonto a checkpoint: only the weights of "
+               "b take both LPRs (the source's, and the checkpoint's own global magnitude "
+               "LPR); cells of weights a are absent.")
+    report(ds, path, [overall_sparsity(source.mask(s)) for s in levels])

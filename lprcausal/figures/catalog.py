@@ -46,7 +46,7 @@ from lprcausal.figures.transplant import (
 from lprcausal.filemode import atomic_path
 from lprcausal.results.check import check_decoupled, check_transplant, labels
 from lprcausal.results.io import load_results_dir
-from lprcausal.results.read import CROSS_REASON, cross_pairs
+from lprcausal.results.read import b_only_pairs, b_only_reason
 
 
 @dataclass(frozen=True)
@@ -109,13 +109,14 @@ def _needs(r: Results, name: str) -> str | None:
     return None
 
 
-def _cross_notes(what: str) -> Callable[[Results], list[str]]:
-    """Notes for a transplant figure on the cross-architecture pairs it draws in part."""
+def _b_only_notes(what: str) -> Callable[[Results], list[str]]:
+    """Notes for a transplant figure on the pairs of b's weights alone it draws in part."""
 
     def notes(r: Results) -> list[str]:
         if r.transplant is None:
             return []
-        return [f"pair {p}: {what}; {CROSS_REASON}" for p in cross_pairs(r.transplant)]
+        return [f"pair {p}: {what}; {b_only_reason(r.transplant, p)}"
+                for p in b_only_pairs(r.transplant)]
 
     return notes
 
@@ -151,13 +152,13 @@ FIGURES: tuple[Entry, ...] = (
         "transplant_interaction",
         lambda r: why_not_transplant(r.transplant),
         lambda r, lk, w, st: transplant_interaction(r.transplant, looks=lk, width=w, style=st),
-        _cross_notes("only the weights of b are drawn"),
+        _b_only_notes("only the weights of b are drawn"),
     ),
     Entry(
         "transplant_effects",
         lambda r: why_not_transplant(r.transplant) or _needs(r, "stats"),
         lambda r, lk, w, st: transplant_effects(r.transplant, r.stats, width=w, style=st),
-        _cross_notes("only NIE_b is drawn"),
+        _b_only_notes("only NIE_b is drawn"),
     ),
     Entry(
         "dose_response",
@@ -170,7 +171,7 @@ FIGURES: tuple[Entry, ...] = (
         "controls",
         lambda r: why_not_controls(r.transplant),
         lambda r, lk, w, st: controls(r.transplant, looks=lk, width=w, style=st),
-        _cross_notes("only the weights of b are drawn"),
+        _b_only_notes("only the weights of b are drawn"),
     ),
 )
 assert tuple(e.name for e in FIGURES) == FIGURE_NAMES

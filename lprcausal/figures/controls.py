@@ -111,7 +111,7 @@ def controls(
             x = np.arange(len(names), dtype=float)
             for w, (role, name) in enumerate(zip(("a", "b"), roles(tds, p), strict=True)):
                 if role not in weight_roles(tds, p):
-                    continue  # a cross-architecture pair: a's weights take no other LPR
+                    continue  # b's weights alone: a's take no other LPR
                 lk = look(looks, name)
                 xs = x + (w - 0.5) * 0.3
                 seeds = acc.sel(w_src=role).values  # (column, seed)

@@ -1,4 +1,4 @@
-"""Dose-response over alpha: weights of a (of b across architectures) at the LPR
+"""Dose-response over alpha: weights of a (of b when the design has b's alone) at the LPR
 (1 - alpha) * LPR_a + alpha * LPR_b.
 
 Input: the ``transplant`` Dataset's ``acc_alpha(pair, alpha, seed, sparsity)``.
@@ -54,7 +54,7 @@ def dose_response(
     style: str = "paper",
 ) -> Figure:
     """Eval accuracy of the weights of a as their LPR moves from a's (alpha 0) to b's (1)
-    (of the weights of b for a cross-architecture pair, which says so in its title).
+    (of the weights of b for a pair of b's weights alone, which says so in its title).
 
     One panel per pair and sparsity: thin lines are seeds, the thick line their mean
     with a t-interval band, the dashed black line the isotonic (monotone) fit of the

@@ -39,8 +39,8 @@ from lprcausal.figures.summary import (
     why_not_drawn,
 )
 from lprcausal.results.check import check_transplant
-from lprcausal.results.read import pair_design, weight_roles
-from lprcausal.results.schema import CONTRASTS, CROSS, ROLES
+from lprcausal.results.read import b_only, b_only_kind, weight_roles
+from lprcausal.results.schema import CONTRASTS, ROLES
 from lprcausal.results.summary import mean_ci
 
 AxesArg = Axes | Sequence[Axes] | None
@@ -87,7 +87,7 @@ def weights_handles(
     tds: xr.Dataset, cells: list[tuple[str, float]], looks: dict[str, Look], **line
 ) -> list[Line2D]:
     """Legend handles "weights of <H_find>" for the H_find of the panels' pairs whose
-    weights are drawn (b alone for a cross-architecture pair)."""
+    weights are drawn (b alone when only b's weights take both LPRs)."""
     names = dict.fromkeys(name for p, _ in cells
                           for role, name in zip(ROLES, roles(tds, p), strict=True)
                           if role in weight_roles(tds, p))
@@ -131,7 +131,7 @@ def transplant_interaction(
             mean, low, high = mean_ci(acc, "seed", level)
             for w, (role, name) in enumerate(zip(("a", "b"), names, strict=True)):
                 if role not in weight_roles(tds, p):
-                    continue  # a cross-architecture pair: a's weights take no other LPR
+                    continue  # b's weights alone: a's take no other LPR
                 lk = look(looks, name)
                 x = np.array([0.0, 1.0]) + (w - 0.5) * 0.04
                 for seed_values in acc.sel(w_src=role).transpose("seed", "lpr_src").values:
@@ -159,8 +159,9 @@ def transplant_interaction(
 
 
 def defined_contrasts(tds: xr.Dataset, p: str) -> tuple[str, ...]:
-    """The contrasts pair ``p`` defines: all six, or NIE_b alone across architectures."""
-    return CONTRASTS if pair_design(tds, p) != CROSS else ("NIE_b",)
+    """The contrasts pair ``p`` defines: all six, or NIE_b alone when only b's weights
+    take both LPRs."""
+    return ("NIE_b",) if b_only(tds, p) else CONTRASTS
 
 
 def effect_rows(
@@ -260,11 +261,11 @@ def transplant_effects(
             axis.set_yticks(y, labels=[f"{r['name']}: {MEANING[r['name']]}" for r in rows])
             axis.set_ylim(-0.7, len(rows) - 0.3)
             axis.grid(axis="y", visible=False)
-            if pair_design(tds, p) != CROSS:
+            if not b_only(tds, p):
                 axis.set_title(f"a = {a} → b = {b}, sparsity {float(s):g}")
             else:
-                axis.set_title(f"a = {a} → b = {b}\nsparsity {float(s):g}; other networks: "
-                               "NIE_b only")
+                axis.set_title(f"a = {a} → b = {b}\nsparsity {float(s):g}; "
+                               f"{b_only_kind(tds, p)}: NIE_b only")
         axis_labels(fig, axes, owns, "effect on eval accuracy (accuracy points)", None)
         source, ci_level = sorted(sources)[0]
         handles = [  # filled: significant; open: not

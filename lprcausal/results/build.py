@@ -14,8 +14,6 @@ import xarray as xr
 
 from lprcausal.results.schema import (
     ACC,
-    CHECKPOINT_TRANSPLANT,
-    CHECKPOINT_TRANSPLANT_DIMS,
     COUPLED,
     DESIGN,
     DESIGN_WEIGHTS,
@@ -26,7 +24,6 @@ from lprcausal.results.schema import (
     MASK_SPARSITY,
     MATCH,
     REFERENCE_H_FIND,
-    RESULT_KIND,
     ROLES,
     RUN_ID,
     SEED,
@@ -118,7 +115,7 @@ def transplant_dataset(
     seed, sparsity); ``control_cells`` (pair, control, w_src, seed, sparsity). Each may
     hold ``mask_sparsity``. ``designs`` (one of :data:`DESIGNS` per pair; default all
     factorial) and ``matches`` (the match rule per pair) become ``design(pair)`` and
-    ``match(pair)``; the cells a cross-architecture pair lacks must be NaN.
+    ``match(pair)``; the cells a design of b's weights alone lacks must be NaN.
     """
     designs = list(designs) if designs is not None else [FACTORIAL] * len(pairs)
     for d in designs:
@@ -143,7 +140,7 @@ def transplant_dataset(
         assert alpha_cells is not None
         dosed = {"a" if d == FACTORIAL else "b" for d in designs}
         whose = "a" if dosed == {"a"} else "b" if dosed == {"b"} else (
-            "a (b for cross_architecture pairs)")
+            "a (b for pairs of b's weights alone)")
         _add(data, "_alpha", ("pair", "alpha", "seed", "sparsity"), alpha_cells,
              f"eval accuracy of weights {whose} at LPR (1-alpha)*LPR_a + alpha*LPR_b")
         coords["alpha"] = (
@@ -167,32 +164,6 @@ def transplant_dataset(
                 raise ValueError(f"pair {i} is {d} but has cells of weights it lacks")
             ds["diverged" + suffix][absent] = False
     ds.attrs = dict(attrs or {})
-    return ds
-
-
-def checkpoint_transplant_dataset(
-    seeds: Sequence[int],
-    sparsities: Sequence[float],
-    cells: Cells,
-    *,
-    attrs: Mapping | None = None,
-) -> xr.Dataset:
-    """The checkpoint-transplant Dataset: the checkpoint's weights (``w_src = b``) at the
-    source run's LPR (``lpr_src = a``) and at its own (``b``); ``cells`` are (w_src = 1,
-    lpr_src = 2, seed, sparsity). Marked ``result_kind = "checkpoint_transplant"``."""
-    data: dict = {}
-    _add(data, "", CHECKPOINT_TRANSPLANT_DIMS, cells,
-         "eval accuracy of the checkpoint's weights pruned at the LPR of lpr_src")
-    coords: dict = {
-        "w_src": ("w_src", ["b"], {"long_name": "weights pruned: the checkpoint (b) only"}),
-        "lpr_src": ("lpr_src", list(ROLES),
-                    {"long_name": "LPR imposed: the source run's (a) or the checkpoint's own "
-                                  "global magnitude LPR (b)"}),
-        "seed": ("seed", np.array(seeds, dtype=np.int64), SEED),
-        "sparsity": ("sparsity", np.array(sparsities, dtype=float), SPARSITY),
-    }
-    ds = xr.Dataset(data, coords=coords)
-    ds.attrs = {**dict(attrs or {}), RESULT_KIND: CHECKPOINT_TRANSPLANT}
     return ds
 
 

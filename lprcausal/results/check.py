@@ -11,11 +11,8 @@ import xarray as xr
 
 from lprcausal.errors import LprError
 from lprcausal.results.schema import (
-    CHECKPOINT_TRANSPLANT,
-    CHECKPOINT_TRANSPLANT_DIMS,
     DECOUPLED_DIMS,
     DESIGNS,
-    RESULT_KIND,
     ROLES,
 )
 
@@ -23,7 +20,6 @@ MADE_DECOUPLED = "the eval accuracy that `lprcausal study run` writes"
 MADE_TRANSPLANT = (
     "the transplant cells that `lprcausal transplant` or a study's [transplant] table write"
 )
-MADE_CHECKPOINT = "the cells that `lprcausal transplant --target CKPT --model M --eval` writes"
 
 
 def require(
@@ -111,18 +107,8 @@ def check_decoupled(ds: xr.Dataset) -> None:
 def check_transplant(ds: xr.Dataset) -> None:
     """Raise LprError unless ``ds`` has ``acc(pair, w_src, lpr_src, seed, sparsity)``
     with w_src and lpr_src labelled a and b, ``a(pair)`` / ``b(pair)`` H_find labels
-    and, if present, well-formed ``acc_alpha`` / ``acc_control``; a checkpoint
-    transplant (one checkpoint's weights only) is refused with what it is instead."""
-    if ds.attrs.get(RESULT_KIND) == CHECKPOINT_TRANSPLANT:
-        raise LprError(
-            "transplant.nc is a checkpoint transplant (result_kind = 'checkpoint_transplant', "
-            "written by `lprcausal transplant --target CKPT --model M --eval`): it holds the "
-            "checkpoint's weights only (w_src = ['b']), so of the transplant contrasts only "
-            "NIE_b = Y(b,b) - Y(b,a) is defined and the 2x2 tests do not apply. Expected a "
-            "transplant between two runs (`lprcausal transplant --source A --target B`, "
-            "lprcausal.transplant_runs or a study's [transplant] table); read this file's "
-            "acc(w_src, lpr_src, seed, sparsity) directly."
-        )
+    and, if present, a ``design(pair)`` of :data:`~lprcausal.results.schema.DESIGNS` and
+    well-formed ``acc_alpha`` / ``acc_control``."""
     acc = require(ds, "acc", ("pair", "w_src", "lpr_src", "seed", "sparsity"),
                   "transplant.nc", MADE_TRANSPLANT)
     check_accuracy(acc, "transplant.nc")
@@ -150,22 +136,3 @@ def check_transplant(ds: xr.Dataset) -> None:
             dims = ("pair", *extra, "seed", "sparsity")
             da = require(ds, var, dims, "transplant.nc", MADE_TRANSPLANT)
             check_accuracy(da, "transplant.nc")
-
-
-def check_checkpoint_transplant(ds: xr.Dataset, file: str = "checkpoint_transplant.nc") -> None:
-    """Raise LprError unless ``ds`` is a checkpoint transplant: attr ``result_kind =
-    "checkpoint_transplant"`` and ``acc(w_src, lpr_src, seed, sparsity)`` with ``w_src =
-    ['b']`` and ``lpr_src = ['a', 'b']``."""
-    if ds.attrs.get(RESULT_KIND) != CHECKPOINT_TRANSPLANT:
-        raise LprError(
-            f"{file} has {RESULT_KIND} = {ds.attrs.get(RESULT_KIND)!r}: expected "
-            f"{CHECKPOINT_TRANSPLANT!r}, {MADE_CHECKPOINT}."
-        )
-    acc = require(ds, "acc", CHECKPOINT_TRANSPLANT_DIMS, file, MADE_CHECKPOINT)
-    check_accuracy(acc, file)
-    for dim, expected in (("w_src", ["b"]), ("lpr_src", list(ROLES))):
-        if labels(acc, dim) != expected:
-            raise LprError(
-                f"{file} coordinate {dim!r} = {labels(acc, dim)}: expected {expected} "
-                "(the checkpoint is b, the source run a)."
-            )

@@ -11,7 +11,7 @@ import numpy as np
 import xarray as xr
 
 from lprcausal.results.check import labels
-from lprcausal.results.schema import COUPLED, CROSS, DESIGN_WEIGHTS, FACTORIAL
+from lprcausal.results.schema import CHECKPOINT, COUPLED, CROSS, DESIGN_WEIGHTS, FACTORIAL
 
 
 def fixed_evals(ds: xr.Dataset) -> list[str]:
@@ -81,27 +81,52 @@ def coupled_acc(ds: xr.Dataset) -> xr.DataArray | None:
 
 
 def pair_design(tds: xr.Dataset, pair: str) -> str:
-    """The design of transplant pair ``pair``: ``factorial`` or ``cross_architecture``
-    (files without a ``design`` coordinate are factorial)."""
+    """The design of transplant pair ``pair``: one of
+    :data:`~lprcausal.results.schema.DESIGNS` (files without a ``design`` coordinate are
+    factorial)."""
     if "design" not in tds.coords:
         return FACTORIAL
     return str(tds["design"].sel(pair=pair).values)
 
 
 def weight_roles(tds: xr.Dataset, pair: str) -> tuple[str, ...]:
-    """The roles whose weights take both LPRs in ``pair``: ("a", "b"), or ("b",) across
-    architectures."""
+    """The roles whose weights take both LPRs in ``pair``: ("a", "b"), or ("b",) when
+    only b's weights are in the design (across architectures, onto a checkpoint)."""
     return DESIGN_WEIGHTS[pair_design(tds, pair)]
 
 
-def cross_pairs(tds: xr.Dataset) -> list[str]:
-    """The pairs of the cross-architecture design."""
-    return [p for p in labels(tds, "pair") if pair_design(tds, p) == CROSS]
+def b_only(tds: xr.Dataset, pair: str) -> bool:
+    """True when only the weights of b take both LPRs in ``pair``: the cells of weights a
+    are absent, and of the contrasts only NIE_b is defined."""
+    return weight_roles(tds, pair) == ("b",)
 
 
-CROSS_REASON = (
-    "a and b are different architectures, so a's weights cannot take b's LPR: the cells "
-    "of weights a are absent and only NIE_b = Y(b,b) - Y(b,a) and the control contrasts "
-    "on b's weights are defined (TE, NIE_a, NDE_a, NDE_b, INT, the mean NIE, the "
+def b_only_pairs(tds: xr.Dataset) -> list[str]:
+    """The pairs whose design has the weights of b alone."""
+    return [p for p in labels(tds, "pair") if b_only(tds, p)]
+
+
+# Why a design has the weights of b alone: (a few words, the reason).
+_WHY_B_ONLY = {
+    CROSS: ("cross-architecture",
+            "a and b are different architectures, so a's weights cannot take b's LPR"),
+    CHECKPOINT: ("checkpoint",
+                 "b is a checkpoint from outside the store, pruned at the LPR of run a and at "
+                 "its own global magnitude LPR, and a's weights are not in the design"),
+}
+_ABSENT = (
+    ": the cells of weights a are absent and only NIE_b = Y(b,b) - Y(b,a) and the control "
+    "contrasts on b's weights are defined (TE, NIE_a, NDE_a, NDE_b, INT, the mean NIE, the "
     "proportion mediated, the NDE equivalence tests and the 2x2 ANOVA need them)"
 )
+
+
+def b_only_kind(tds: xr.Dataset, pair: str) -> str:
+    """A few words naming why ``pair`` has b's weights alone (``cross-architecture``,
+    ``checkpoint``), for notes and titles."""
+    return _WHY_B_ONLY[pair_design(tds, pair)][0]
+
+
+def b_only_reason(tds: xr.Dataset, pair: str) -> str:
+    """Why ``pair`` has b's weights alone, and which contrasts that leaves."""
+    return _WHY_B_ONLY[pair_design(tds, pair)][1] + _ABSENT

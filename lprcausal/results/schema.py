@@ -12,22 +12,15 @@ undeclared references were chosen).
 ``acc_alpha(pair, alpha, seed, sparsity)`` and ``acc_control(pair, control, w_src,
 seed, sparsity)``; attrs ``h_eval`` (label) and ``eval_mode``. The design of each
 pair is the coordinate ``design(pair)``: ``factorial`` (weights from {a, b} x LPR from
-{a, b}) or ``cross_architecture`` (a and b have other prunable layers, so only the
-weights of b take both LPRs: the cells of weights a, and their controls, are absent and
-hold NaN with ``diverged`` False and an empty run id), with ``match(pair)`` the rule
-that matched b's layers to a's. A file without ``design`` is factorial throughout.
+{a, b}); ``cross_architecture`` (a and b have other prunable layers) or ``checkpoint``
+(b is a checkpoint file from outside the store, ``lprcausal transplant --target CKPT
+--model M --eval``: a is the run whose LPR it takes, its own LPR the checkpoint's global
+magnitude one, and each cell is fine-tuned from the checkpoint), where only the weights
+of b take both LPRs: the cells of weights a, and their controls, are absent and hold NaN
+with ``diverged`` False and an empty run id. ``match(pair)`` is the rule that matched
+b's layers to a's. A file without ``design`` is factorial throughout.
 ``mask_sparsity`` (same dims as ``acc``) is each cell's realized global sparsity, which
 across architectures is what the matched per-layer counts add up to.
-
-``checkpoint_transplant.nc`` (``lprcausal transplant --source RUN --target CKPT --model
-M --eval``; attr ``result_kind = "checkpoint_transplant"``): the weights of one
-checkpoint (role ``b``) only, ``acc(w_src, lpr_src, seed, sparsity)`` with ``w_src =
-["b"]`` and ``lpr_src = ["a", "b"]`` (``a``: the source run's LPR, ``b``: the
-checkpoint's own global magnitude LPR), ``val_acc`` and ``diverged`` alike; attrs
-``a_label`` (source run id), ``b_label`` (checkpoint file), ``h_eval_config`` and
-``eval_mode``. It has no weights of ``a``, so of the transplant contrasts only
-``NIE_b = Y(b, b) - Y(b, a)`` is defined: it is a result kind of its own, which
-``check_transplant`` refuses with that explanation.
 """
 
 from __future__ import annotations
@@ -44,26 +37,23 @@ CORRECTION_NAMES = {
     "none": "none",
 }
 # The designs of a transplant pair (coordinate design(pair)).
-FACTORIAL, CROSS = "factorial", "cross_architecture"
-DESIGNS = (FACTORIAL, CROSS)
-# The roles whose weights take both LPRs in each design.
-DESIGN_WEIGHTS = {FACTORIAL: ("a", "b"), CROSS: ("b",)}
+FACTORIAL, CROSS, CHECKPOINT = "factorial", "cross_architecture", "checkpoint"
+DESIGNS = (FACTORIAL, CROSS, CHECKPOINT)
+# The roles whose weights take both LPRs in each design: readers key on this, not on
+# the design's name, so every design of b's weights alone is read by the same code.
+DESIGN_WEIGHTS = {FACTORIAL: ("a", "b"), CROSS: ("b",), CHECKPOINT: ("b",)}
 # The transplant contrasts, in the order stats.nc records and figures show them.
 CONTRASTS = ("TE", "NIE_a", "NIE_b", "NDE_a", "NDE_b", "INT")
 DECOUPLED_DIMS = ("h_find", "h_eval", "seed", "sparsity")
 TRANSPLANT_DIMS = ("pair", "w_src", "lpr_src", "seed", "sparsity")
-CHECKPOINT_TRANSPLANT_DIMS = ("w_src", "lpr_src", "seed", "sparsity")
-# The attr naming a result kind other than decoupled / transplant, and its one value so far.
-RESULT_KIND = "result_kind"
-CHECKPOINT_TRANSPLANT = "checkpoint_transplant"
 
 ACC = {"long_name": "eval test accuracy (final epoch)", "units": "1"}
 MASK_SPARSITY = {
     "long_name": "fraction of the weights' prunable set the cell's mask removes", "units": "1"
 }
 DESIGN = {
-    "long_name": "transplant design of the pair: factorial, or cross_architecture (only the "
-                 "weights of b take both LPRs)",
+    "long_name": "transplant design of the pair: factorial, or cross_architecture or "
+                 "checkpoint (only the weights of b take both LPRs)",
 }
 MATCH = {"long_name": "how b's layers took a's ratios (cross_architecture pairs)"}
 VAL_ACC = {"long_name": "eval validation accuracy (final epoch)", "units": "1"}

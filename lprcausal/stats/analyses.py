@@ -41,8 +41,8 @@ from lprcausal.stats.records import NAN, TestRecord
 from lprcausal.stats.schema import DEFAULT_LEVEL, DEFAULT_TOST_MARGIN, diverged_summary
 from lprcausal.stats.transplants import (
     anova_dataset,
+    b_only_notes,
     control_contrast_tests,
-    cross_design_notes,
     dose_fit,
     dose_response_tests,
     mediation_analysis,
@@ -58,7 +58,7 @@ __all__ = [
     "anova_dataset",
     "control_contrast_tests",
     "correct",
-    "cross_design_notes",
+    "b_only_notes",
     "decoupled_design",
     "decoupling_tests",
     "diverged_summary",
@@ -110,8 +110,9 @@ FAMILIES: dict[str, Family] = {
         "is the effect of H_find carried by the LPR? One paired t test per pair of NIE = "
         "(NIE_a + NIE_b) / 2, NIE_w = Y(w,b) - Y(w,a) (LPR of b instead of a, weights w "
         "fixed), each seed's NIE averaged over the transplant's sparsities; Y(w,l) = acc "
-        "of the weights of w at the LPR of l, a = source, b = target. A cross-architecture "
-        "pair (only b's weights take both LPRs) tests NIE_b = Y(b,b) - Y(b,a) instead",
+        "of the weights of w at the LPR of l, a = source, b = target. A pair where only b's "
+        "weights take both LPRs (cross-architecture, checkpoint) tests NIE_b = Y(b,b) - "
+        "Y(b,a) instead",
     ),
     "mediation_contrasts": Family(
         "fdr_bh",
@@ -141,7 +142,7 @@ FAMILIES: dict[str, Family] = {
     "dose_response": Family(
         "holm",
         "pre-registered",
-        "weights of a (of b across architectures) pruned at the LPR (1-alpha)*LPR_a + "
+        "weights of a (of b in a pair of b's weights alone) pruned at the LPR (1-alpha)*LPR_a + "
         "alpha*LPR_b: Page's trend test "
         "(seeds as blocks) and the t test of per-seed OLS slopes over alpha",
     ),

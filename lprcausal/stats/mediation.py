@@ -113,7 +113,8 @@ def nie_test(Y: object, *, level: float = 0.95) -> TestRecord:
 def nie_b_test(Y: object, *, level: float = 0.95) -> TestRecord:
     """The LPR effect on the weights of b alone: paired t of NIE_b = Y(b,b) - Y(b,a).
 
-    For a cross-architecture pair, where b's weights are the only ones that take both
+    For a pair where b's weights are the only ones that take both (cross-architecture,
+    onto a checkpoint)
     LPRs (the a row of ``Y`` is absent: NaN). ``Y`` is (2, 2, n_seeds) or (2, 2, n_seeds,
     n_sparsities); with sparsities each seed's NIE_b is its mean over them (one test per
     pair) and seeds missing a cell at any sparsity are dropped.

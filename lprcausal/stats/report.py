@@ -102,7 +102,7 @@ def analyze(
         check_transplant(tds)
         records += analyses.mediation_analysis(tds, level=level, tost_margin=tost_margin)
         records += analyses.control_contrast_tests(tds, level=level)
-        warnings += analyses.cross_design_notes(tds)
+        warnings += analyses.b_only_notes(tds)
         result.anova, notes = analyses.anova_dataset(tds)
         warnings += notes
         recs, notes = analyses.dose_response_tests(tds, level=level)

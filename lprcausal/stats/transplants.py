@@ -2,9 +2,10 @@
 the direct effects, the within-seed ANOVA, and the dose-response over alpha.
 
 Input: ``acc(pair, w_src, lpr_src, seed, sparsity)`` with roles ``a`` and ``b``,
-optionally ``acc_alpha(pair, alpha, seed, sparsity)`` and ``acc_control``. A pair of
-the cross-architecture design (``design(pair)``) has no cells of weights a: it gets
-NIE_b, the control contrasts and the dose-response only, and a note saying why.
+optionally ``acc_alpha(pair, alpha, seed, sparsity)`` and ``acc_control``. A pair
+whose design (``design(pair)``: cross-architecture, checkpoint) has the weights of b
+alone has no cells of weights a: it gets NIE_b, the control contrasts and the
+dose-response only, and a note saying why.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import numpy as np
 import xarray as xr
 
 from lprcausal.results.check import check_transplant, labels
-from lprcausal.results.read import CROSS_REASON, cross_pairs, pair_design, weight_roles
-from lprcausal.results.schema import CONTRASTS, CROSS
+from lprcausal.results.read import b_only, b_only_kind, b_only_pairs, b_only_reason, weight_roles
+from lprcausal.results.schema import CONTRASTS
 from lprcausal.stats.anova import FORMULA as ANOVA_FORMULA
 from lprcausal.stats.anova import TERMS as ANOVA_TERMS
 from lprcausal.stats.anova import within_seed_anova
@@ -48,8 +49,9 @@ def mediation_analysis(
     out: list[TestRecord] = []
     for i, pair in enumerate(labels(acc, "pair")):
         by_pair = {"pair": pair} | ({"h_eval": h_eval} if h_eval else {})
-        if pair_design(tds, pair) == CROSS:
-            out += _cross_mediation(y[i], acc["sparsity"].values, by_pair, level)
+        if b_only(tds, pair):
+            note = f"{b_only_kind(tds, pair)} pair: only the weights of b take both LPRs"
+            out += _b_only_mediation(y[i], acc["sparsity"].values, by_pair, level, note)
             continue
         out.append(tag(nie_test(y[i], level=level), "mediation", by_pair))
         for k, s in enumerate(float(v) for v in acc["sparsity"].values):
@@ -76,10 +78,10 @@ def mediation_analysis(
     return out
 
 
-def _cross_mediation(y: np.ndarray, sparsities, by_pair: dict, level: float) -> list[TestRecord]:
-    """A cross-architecture pair: NIE_b as the pre-registered test (averaged over the
+def _b_only_mediation(y: np.ndarray, sparsities, by_pair: dict, level: float,
+                      note: str) -> list[TestRecord]:
+    """A pair of b's weights alone: NIE_b as the pre-registered test (averaged over the
     sparsities) and per sparsity; nothing that needs the weights of a."""
-    note = "cross-architecture pair: only the weights of b take both LPRs"
     out = [tag(nie_b_test(y, level=level), "mediation", by_pair, note)]
     for k, s in enumerate(float(v) for v in sparsities):
         rec = nie_b_test(y[:, :, :, k], level=level)
@@ -87,16 +89,16 @@ def _cross_mediation(y: np.ndarray, sparsities, by_pair: dict, level: float) -> 
     return out
 
 
-def cross_design_notes(tds: xr.Dataset) -> list[str]:
-    """One line per cross-architecture pair: which contrasts are absent, and why."""
-    return [f"transplant pair {p}: only NIE_b and the control contrasts are tested; {CROSS_REASON}"
-            for p in cross_pairs(tds)]
+def b_only_notes(tds: xr.Dataset) -> list[str]:
+    """One line per pair of b's weights alone: which contrasts are absent, and why."""
+    return [f"transplant pair {p}: only NIE_b and the control contrasts are tested; "
+            f"{b_only_reason(tds, p)}" for p in b_only_pairs(tds)]
 
 
 def control_contrast_tests(tds: xr.Dataset, *, level: float = DEFAULT_LEVEL) -> list[TestRecord]:
     """Each transplant cell against each control mask on the same weights, paired by seed.
 
-    For weights ``w`` (a and b; b alone across architectures), control ``c`` and LPR
+    For weights ``w`` (a and b; b alone when the pair's design has only b's), control ``c`` and LPR
     source ``l``: ``Y(w,l) - c(w)``, e.g. ``Y(b,a) - shuffle(b)`` (does a's LPR on b's
     weights beat b's own LPR with shuffled positions?). Family ``control_contrasts``.
     """
@@ -129,8 +131,8 @@ def anova_dataset(tds: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
     Output dims (pair, sparsity, term); variables sum_sq, df, F, p (NaN where the model
     could not be fit: fewer than 2 complete seeds) and n (complete seeds). Each effect
     (w_src, lpr_src, w_src:lpr_src) is tested against its own interaction with seed.
-    Cross-architecture pairs have no 2 x 2 grid: they are left out with a warning (an
-    empty Dataset when no pair is factorial).
+    Pairs of b's weights alone (cross-architecture, checkpoint) have no 2 x 2 grid: they
+    are left out with a warning (an empty Dataset when no pair is factorial).
     """
     check_transplant(tds)
     acc = tds["acc"].transpose("pair", "w_src", "lpr_src", "seed", "sparsity")
@@ -144,9 +146,9 @@ def anova_dataset(tds: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
     warnings = []
     y = acc.values.astype(float)
     for i, pair in enumerate(pairs):
-        if pair_design(tds, pair) == CROSS:
-            warnings.append(f"ANOVA of pair {pair} not fit: a cross-architecture pair has "
-                            "no cells of weights a")
+        if b_only(tds, pair):
+            warnings.append(f"ANOVA of pair {pair} not fit: a {b_only_kind(tds, pair)} pair "
+                            "has no cells of weights a")
             continue
         for k, s in enumerate(sparsities):
             n_complete[i, k] = int((~np.isnan(y[i, :, :, :, k]).any(axis=(0, 1))).sum())
@@ -179,8 +181,8 @@ def anova_dataset(tds: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
         "each effect tested against its interaction with seed (F = t^2 of the paired t "
         "test of its per-seed contrast); seeds with a missing cell dropped"
     )
-    factorial = [p for p in pairs if pair_design(tds, p) != CROSS]
-    if not factorial:  # cross-architecture pairs only: no 2 x 2 grid to analyse
+    factorial = [p for p in pairs if not b_only(tds, p)]
+    if not factorial:  # pairs of b's weights alone only: no 2 x 2 grid to analyse
         return xr.Dataset(), warnings
     return ds.sel(pair=factorial), warnings
 
