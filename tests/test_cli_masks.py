@@ -9,6 +9,7 @@ import xarray as xr
 from conftest import run_cli as run
 
 import lprcausal as lpc
+from lprcausal.errors import LprError
 from lprcausal.models import build_model
 from lprcausal.pipeline import FindRun
 from lprcausal.results.check import check_transplant
@@ -178,3 +179,19 @@ def test_transplant_checkpoint_bad_inputs(capsys, store, tmp_path):
     assert "does not fit model 'mlp'" in err and "hidden.0.weight [24, 40] vs [300, 40]" in err
     err = run(capsys, *base, "--target", str(tmp_path / "absent.pt"), code=2)
     assert "does not exist" in err
+
+
+def test_check_transplant_names_a_bad_design_and_cells_a_design_lacks():
+    from lprcausal.results.build import transplant_dataset
+
+    cells = {"acc": np.full((1, 2, 2, 1, 1), np.nan)}
+    cells["acc"][0, 1] = 0.5
+    ds = transplant_dataset([("a", "ck.pt")], [0], [0.8], cells, designs=["checkpoint"])
+    check_transplant(ds)
+    with pytest.raises(LprError, match=r"design = \['weights'\]: expected one of \['factorial', "
+                                       r"'cross_architecture', 'checkpoint'\] per pair"):
+        check_transplant(ds.assign_coords(design=("pair", ["weights"])))
+    ds["acc"][0, 0, 1, 0, 0] = 0.4
+    with pytest.raises(LprError, match=r"pair 'a->ck.pt' has design 'checkpoint' but accuracies "
+                                       r"in cells of weights \['a'\]: expected NaN"):
+        check_transplant(ds)

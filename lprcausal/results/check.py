@@ -12,6 +12,7 @@ import xarray as xr
 from lprcausal.errors import LprError
 from lprcausal.results.schema import (
     DECOUPLED_DIMS,
+    DESIGN_WEIGHTS,
     DESIGNS,
     ROLES,
 )
@@ -131,6 +132,14 @@ def check_transplant(ds: xr.Dataset) -> None:
                 f"transplant.nc coordinate design = {labels(ds, 'design')}: expected one of "
                 f"{list(DESIGNS)} per pair, as {MADE_TRANSPLANT}."
             )
+        for pair, d in zip(labels(ds, "pair"), labels(ds, "design"), strict=True):
+            absent = [r for r in ROLES if r not in DESIGN_WEIGHTS[d]]
+            if absent and np.isfinite(acc.sel(pair=pair, w_src=absent).values).any():
+                raise LprError(
+                    f"transplant.nc pair {pair!r} has design {d!r} but accuracies in cells of "
+                    f"weights {absent}: expected NaN there (only the weights of "
+                    f"{list(DESIGN_WEIGHTS[d])} take both LPRs in that design)."
+                )
     for var, extra in (("acc_alpha", ("alpha",)), ("acc_control", ("control", "w_src"))):
         if var in ds:
             dims = ("pair", *extra, "seed", "sparsity")
