@@ -187,6 +187,7 @@ class Plan:
     n_train: int | None
     note: str = ""
     training: str = ""
+    picked: tuple[str, ...] = ()  # transplant pairs chosen by a rule, one line each
 
     @property
     def n_runs(self) -> int:
@@ -220,6 +221,9 @@ class Plan:
         ]
         if self.training:
             lines.append(f"  training: {self.training}")
+        if self.picked:
+            lines.append("  transplant pairs (pairs_from, largest decoupling per hyperparameter):")
+            lines += [f"    {line}" for line in self.picked]
         if self.note:
             lines.append(f"  note: {self.note}")
         return "\n".join(lines)
@@ -258,4 +262,5 @@ def make_plan(
         n_chunks=n_chunks,
         n_train=n_train,
         note=note,
+        picked=tuple(p.describe() for p in spec.transplant.picked) if spec.transplant else (),
     )

@@ -36,6 +36,7 @@ from lprcausal.config import (
 from lprcausal.data.load import DATASETS, is_known_dataset
 from lprcausal.errors import LprError, bad_value, check_choice, did_you_mean, wrong_type
 from lprcausal.results.schema import COUPLED
+from lprcausal.study.pair_rule import parse_pairs_from, pick_pairs
 from lprcausal.usercode import resolve_data, resolve_model
 
 TRAIN_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -46,7 +47,8 @@ STUDY_KEYS = ("name", "title", "description", "seeds")
 FIND_KEYS = (*TRAIN_FIELDS, "grid", "points")
 EVAL_KEYS = ("mode", "coupled", "train", "label", "grid", "points")
 TRANSPLANT_KEYS = (
-    "pairs", "reference", "h_eval", "sparsities", "alphas", "controls", "match", "layer_map"
+    "pairs", "reference", "pairs_from", "h_eval", "sparsities", "alphas", "controls", "match",
+    "layer_map",
 )
 # [model.grid]: the model fields a study may vary (each a list of values).
 MODEL_GRID_KEYS = ("name", "widths")
@@ -82,6 +84,7 @@ class TransplantPart:
     controls: tuple[str, ...] = ()
     match: str = "name"  # pairs of two [model.grid] variants: how b's layers take a's ratios
     layer_map: str | None = None  # match "map": canonical JSON of [transplant.layer_map]
+    picked: tuple = ()  # PickedPair of each pair when chosen by pairs_from (see pair_rule)
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,9 @@ def _parse(raw: Any, source: str, default_name: str) -> StudySpec:
     h_eval = _eval_points(evals, base, base_h, h_find)
     transplant = None
     if "transplant" in table:
-        transplant = _transplant(_table(table["transplant"], "transplant"), h_find, h_eval, prune)
+        transplant = _transplant(
+            _table(table["transplant"], "transplant"), h_find, h_eval, prune, source
+        )
     ref_find, ref_eval = _references(_table(table.get("stats", {}), "stats"), h_find, h_eval)
     return StudySpec(
         name=name,
@@ -508,16 +513,24 @@ def _eval_points(
 
 
 def _transplant(
-    table: dict, h_find: tuple[HPoint, ...], h_eval: tuple[HPoint, ...], prune: PruneConfig
+    table: dict,
+    h_find: tuple[HPoint, ...],
+    h_eval: tuple[HPoint, ...],
+    prune: PruneConfig,
+    source: str,
 ) -> TransplantPart:
     _check_keys(table, TRANSPLANT_KEYS, "transplant")
     labels = [p.label for p in h_find]
-    if ("pairs" in table) == ("reference" in table):
+    if sum(k in table for k in ("pairs", "reference", "pairs_from")) != 1:
         raise LprError(
             "[transplant] needs exactly one of pairs (a list of [a, b] H_find "
-            "labels) and reference (one H_find label, paired with every other)."
+            "labels), reference (one H_find label, paired with every other) and "
+            "pairs_from (a rule choosing the pairs from an earlier study's results)."
         )
-    if "reference" in table:
+    picked: tuple = ()
+    if "pairs_from" in table:
+        pairs = ()  # chosen below, once h_eval and the sparsities are known
+    elif "reference" in table:
         ref = _label(table["reference"], labels, "transplant.reference", "an H_find")
         pairs = tuple((ref, x) for x in labels if x != ref)
         if not pairs:
@@ -584,9 +597,13 @@ def _transplant(
     if len(set(controls)) != len(controls):
         raise LprError(f"transplant.controls = {controls!r} repeats a control.")
     match, layer_map = _match(table)
+    if "pairs_from" in table:
+        path, _rule, _per = parse_pairs_from(table["pairs_from"], source)
+        picked = pick_pairs(path, h_find, h, sparsities)
+        pairs = tuple((p.a, p.b) for p in picked)
     return TransplantPart(
         pairs=pairs, h_eval=h, sparsities=sparsities, alphas=alphas, controls=tuple(controls),
-        match=match, layer_map=layer_map,
+        match=match, layer_map=layer_map, picked=picked,
     )
 
 
