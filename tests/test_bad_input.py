@@ -123,5 +123,6 @@ def test_a_summary_counts_only_what_this_process_trained(tmp_path, monkeypatch):
     monkeypatch.setattr(api, "run_local", another_process_trains_it)
     summary = study.run()
     assert (summary.trained, summary.cached) == (0, 0)
-    assert "(0 trained, 0 cached)" in str(summary)
+    assert summary.elsewhere == summary.n_runs > 0
+    assert f"(0 trained, 0 cached, {summary.n_runs} trained by another process)" in str(summary)
     shutil.rmtree(tmp_path / "r")

@@ -60,13 +60,20 @@ class RunSummary:
     results_dir: Path
     files: list[str] = field(default_factory=list)
 
+    @property
+    def elsewhere(self) -> int:
+        """Runs neither trained nor found cached here: another process sharing the store
+        trained them meanwhile (this one waited on their locks)."""
+        return max(0, self.n_runs - self.trained - self.cached - self.skipped)
+
     def __str__(self) -> str:
         div = f"{self.diverged} diverged" + (
             f" ({self.skipped} eval runs of diverged find runs not trained)" if self.skipped else ""
         )
+        other = f", {self.elsewhere} trained by another process" if self.elsewhere else ""
         return (
             f"study {self.name}: {self.n_runs} runs ({self.trained} trained, "
-            f"{self.cached} cached), {div}, in {fmt_seconds(self.seconds)}; results in "
+            f"{self.cached} cached{other}), {div}, in {fmt_seconds(self.seconds)}; results in "
             f"{self.results_dir}/ ({', '.join(self.files)})"
         )
 
