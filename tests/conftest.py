@@ -36,6 +36,17 @@ def _cache_env(monkeypatch, data_cache):
 
 
 @pytest.fixture
+def no_tf32():
+    """TF32 off in CUDA matmuls and convolutions (float32 comparisons on a GPU)."""
+    import torch
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@pytest.fixture
 def ctx(tmp_path, data_cache) -> Context:
     return Context.at(tmp_path / "runs", cache_dir=data_cache,
                       engine=EngineOptions(progress=False, device="cpu"))

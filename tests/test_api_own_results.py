@@ -3,13 +3,11 @@ reads them: lpc.decoupled_runs (decoupled.nc) and lpc.transplant_runs (transplan
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from conftest import run_cli as cli
+from test_api_own_loop import load_example
 
 import lprcausal as lpc
 from lprcausal.errors import LprError
@@ -19,15 +17,10 @@ from lprcausal.results.io import load_dataset
 from lprcausal.stats.report import analyze_results
 from lprcausal.store import RunStore
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "studies" / "own_loop.py"
-
 
 @pytest.fixture(scope="module")
 def ex():
-    spec = importlib.util.spec_from_file_location("own_loop_example_results", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example()
 
 
 @pytest.fixture(scope="module")

@@ -32,14 +32,6 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 CUDA_F64 = EngineOptions(device="cuda", dtype=torch.float64, progress=False, fuse=True)
 
 
-@pytest.fixture
-def no_tf32():
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_fused_members_on_cuda_match_plain_torch_optim_runs_in_float64(family):
     in_shape, widths = FAMILIES[family]

@@ -77,14 +77,6 @@ def test_cuda_graphs_option_is_checked():
         train_many(jobs, data, EngineOptions(device="cpu", cuda_graphs=True, progress=False))
 
 
-@pytest.fixture
-def no_tf32():
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
 def graphed_and_eager(jobs, data, **options):
     """The jobs trained with CUDA graphs (a capture that fails is an error here) and without."""
     out = []
