@@ -255,6 +255,10 @@ def test_heatmap_writes_mean_differences_to_coupled_and_stars_significant_cells(
     d = (ds["acc"].sel(h_eval="lr=0.03") - ds["acc"].sel(h_eval="coupled")).mean("seed")
     assert texts[0] == f"{100 * float(d.sel(h_find='lr=0.01', sparsity=0.5)):+.1f}"
     assert len(acc_ax.texts) == 6 and "Benjamini-Hochberg" in fig.get_suptitle()
+    # the H_find rows are named once, on the accuracy panel; the difference panel beside it
+    # has the same rows in the same order
+    assert [t.get_text() for t in acc_ax.get_yticklabels()] == list(FINDS)
+    assert diff_ax.get_yticklabels() == [] and diff_ax.get_ylabel() == ""
 
 
 def test_heatmap_values_fit_their_cells_and_drop_decimals_when_crowded():

@@ -130,6 +130,7 @@ def heatmap(
                         ("{:+.1f}", "{:+.0f}"),
                         looks,
                         marks,
+                        row_labels=False,
                     ),
                 )
             )
@@ -192,8 +193,11 @@ def _cells(
     formats: tuple[str, str],
     looks: dict[str, Look],
     marks: np.ndarray | None = None,
+    row_labels: bool = True,
 ):
     """Draw a labelled grid of coloured cells with their values (in %) written in them.
+
+    ``row_labels=False``: no H_find labels (the panel to the left shows the same rows).
 
     ``formats``: the fine and the coarse format of a value; :func:`_fit_cells` picks one
     and the font size so that every value fits its cell.
@@ -225,11 +229,14 @@ def _cells(
             )
             texts.append((t, fine, coarse))
     fit_ticklabels(axis, np.arange(len(cols)) + 0.5, cols)
-    axis.set_yticks(np.arange(len(rows)) + 0.5, labels=rows)
-    for tick, row in zip(axis.get_yticklabels(), rows, strict=True):
-        tick.set_color(look(looks, row).color)
+    if row_labels:
+        axis.set_yticks(np.arange(len(rows)) + 0.5, labels=rows)
+        for tick, row in zip(axis.get_yticklabels(), rows, strict=True):
+            tick.set_color(look(looks, row).color)
+        axis.set_ylabel("H_find")
+    else:  # the rows of the panel on its left, in the same order: not repeated
+        axis.set_yticks([])
     axis.set_xlabel("H_eval")
-    axis.set_ylabel("H_find")
     axis.set_xlim(0, len(cols))
     axis.set_ylim(len(rows), 0)  # first H_find on top, as in a table
     axis.grid(False)
