@@ -30,6 +30,7 @@ from lprcausal.figures import (
     transplant_effects,
     transplant_interaction,
 )
+from lprcausal.figures.style import text_color
 from lprcausal.results import build
 from lprcausal.results.io import save_dataset
 from lprcausal.results.summary import mean_ci
@@ -276,6 +277,11 @@ def test_heatmap_values_fit_their_cells_and_drop_decimals_when_crowded():
     assert all("." not in t.get_text() for ax in crowded.axes for t in ax.texts)
     assert all("." in t.get_text() for ax in roomy.axes for t in ax.texts)
     assert "-0" not in [t.get_text() for ax in crowded.axes for t in ax.texts]
+
+
+def test_light_colours_are_darkened_for_text_only():
+    # Okabe-Ito's yellow is faint as text on white; every other colour is kept as it is
+    assert [text_color(c) for c in OKABE_ITO] == [*OKABE_ITO[:6], "#908928", OKABE_ITO[7]]
 
 
 def test_heatmap_without_stats_marks_no_cell():

@@ -29,6 +29,7 @@ from lprcausal.figures.style import (
     look,
     panels,
     root_figure,
+    text_color,
     text_width,
     wrap,
     wrap_to,
@@ -232,7 +233,7 @@ def _cells(
     if row_labels:
         axis.set_yticks(np.arange(len(rows)) + 0.5, labels=rows)
         for tick, row in zip(axis.get_yticklabels(), rows, strict=True):
-            tick.set_color(look(looks, row).color)
+            tick.set_color(text_color(look(looks, row).color))
         axis.set_ylabel("H_find")
     else:  # the rows of the panel on its left, in the same order: not repeated
         axis.set_yticks([])

@@ -162,6 +162,14 @@ def h_find_looks(labels: Iterable[str]) -> dict[str, Look]:
     return out
 
 
+def text_color(color: str) -> str:
+    """``color`` for text on white: light colours (Okabe-Ito's yellow) darkened to read."""
+    r, g, b = mpl.colors.to_rgb(color)
+    if 0.299 * r + 0.587 * g + 0.114 * b <= 0.7:
+        return color
+    return mpl.colors.to_hex((0.6 * r, 0.6 * g, 0.6 * b))
+
+
 def look(looks: dict[str, Look], label: str) -> Look:
     """The look of ``label``; labels missing from ``looks`` get the next free ones."""
     if label not in looks:
