@@ -8,11 +8,11 @@ import logging
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import run_cli
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 from scipy import stats as sps
 
-from lprcausal.cli import main
 from lprcausal.errors import LprError
 from lprcausal.figures import (
     OKABE_ITO,
@@ -176,16 +176,6 @@ def results_dir(tmp_path, *, with_transplant=True, with_stats=False, **tp):
             folder / "stats.nc",
         )
     return folder
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def mean_lines(axis, n):
@@ -461,10 +451,7 @@ def test_a_figure_the_data_cannot_support_raises_a_user_error():
 def test_figures_command_writes_every_figure_in_each_format(tmp_path, capsys):
     folder = results_dir(tmp_path)  # no stats.nc: the command runs the stats once
     out = tmp_path / "figs"
-    code, stdout, err = cli(
-        capsys, "figures", str(folder), "--out", str(out), "--format", "png,svg"
-    )
-    assert code == 0, err
+    stdout = run_cli(capsys, "figures", str(folder), "--out", str(out), "--format", "png,svg")
     names = [
         "accuracy_vs_sparsity",
         "find_vs_eval",
@@ -487,7 +474,7 @@ def test_figures_command_writes_every_figure_in_each_format(tmp_path, capsys):
 
 def test_figures_the_study_cannot_support_are_skipped_with_the_reason(tmp_path, capsys):
     folder = results_dir(tmp_path, with_transplant=False)
-    code, stdout, _ = cli(
+    stdout = run_cli(
         capsys,
         "figures",
         str(folder),
@@ -498,7 +485,6 @@ def test_figures_the_study_cannot_support_are_skipped_with_the_reason(tmp_path, 
         "--only",
         "dose_response",
     )
-    assert code == 0
     assert stdout.splitlines()[1:] == [
         "transplant_interaction: skipped, no transplant.nc in this study",
         "dose_response: skipped, no transplant.nc in this study",
@@ -526,20 +512,20 @@ def test_heatmap_without_stats_says_significance_marks_were_skipped(tmp_path):
 
 
 def test_a_folder_without_results_is_a_user_error(tmp_path, capsys):
-    code, _, err = cli(capsys, "figures", str(tmp_path), "--out", str(tmp_path / "f"))
-    assert code == 2 and "holds no decoupled.nc or transplant.nc" in err
-    code, _, err = cli(capsys, "figures", str(tmp_path / "missing"), "--out", str(tmp_path))
-    assert code == 2 and "is not a directory" in err and "Traceback" not in err
+    err = run_cli(capsys, "figures", str(tmp_path), "--out", str(tmp_path / "f"), code=2)
+    assert "holds no decoupled.nc or transplant.nc" in err
+    err = run_cli(capsys, "figures", str(tmp_path / "missing"), "--out", str(tmp_path), code=2)
+    assert "is not a directory" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("fmt", ["bmp", "pgf", "png,gif"])
 def test_a_format_matplotlib_cannot_write_is_a_user_error(tmp_path, capsys, fmt):
     folder = results_dir(tmp_path)
-    code, _, err = cli(
-        capsys, "figures", str(folder), "--out", str(tmp_path / "f"), "--format", fmt
+    err = run_cli(
+        capsys, "figures", str(folder), "--out", str(tmp_path / "f"), "--format", fmt, code=2
     )
     bad = fmt.split(",")[-1]
-    assert code == 2 and f"--format = {bad!r} is not valid" in err
+    assert f"--format = {bad!r} is not valid" in err
     assert not (tmp_path / "f").exists()  # checked before anything is drawn
 
 
@@ -547,8 +533,8 @@ def test_an_output_folder_that_cannot_be_written_is_a_user_error(tmp_path, capsy
     folder = results_dir(tmp_path)
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    code, _, err = cli(capsys, "figures", str(folder), "--out", str(blocker / "figs"))
-    assert code == 2 and "cannot be written" in err and not (blocker / "figs").exists()
+    err = run_cli(capsys, "figures", str(folder), "--out", str(blocker / "figs"), code=2)
+    assert "cannot be written" in err and not (blocker / "figs").exists()
 
 
 def test_every_public_name_of_the_package_resolves():
