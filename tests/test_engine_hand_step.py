@@ -84,6 +84,36 @@ def test_dead_relu_units_pass_no_gradient():
     assert torch.count_nonzero(hidden_w[2:]) > 0
 
 
+@pytest.mark.parametrize(("K", "threads", "want"), [(1, 4, 1), (2, 4, 2), (3, 2, 2), (8, 4, 4)])
+def test_a_step_of_k_members_runs_its_gemms_on_at_most_k_threads(K, threads, want, monkeypatch):
+    # More threads than members would let a GEMM split one member's sums across threads,
+    # and a run's bits would then depend on its group (seen on a 16-core Xeon).
+    model, in_shape, n_classes, B = ModelConfig("cnn1d", (4, 5)), (1, 24), 4, 6
+    states = member_states(model, in_shape, K, n_classes)
+    stacked = StackedModel(model, states, [None] * K, in_shape, n_classes, torch.device("cpu"), F64)
+    step = stacked.hand_step(B)
+    seen = []
+    bmm = torch.bmm
+
+    def counting_bmm(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return bmm(*args, **kwargs)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        monkeypatch.setattr(torch, "bmm", counting_bmm)
+        step(torch.randn(K, B, *in_shape, dtype=F64), torch.randint(0, n_classes, (K, B)))
+        step.forward(torch.randn(K, B, *in_shape, dtype=F64))
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    # the step: 3 forward + 5 backward (the first conv has no input gradient); then 3 forward
+    assert len(seen) == 3 + 5 + 3
+    assert set(seen) == {want}
+    assert after == threads
+
+
 @pytest.mark.parametrize(("name", "in_shape"), [("lenet5", (1, 28, 28)), ("resnet8", (3, 8, 8))])
 def test_other_families_have_no_hand_step(name, in_shape):
     model = ModelConfig(name)

@@ -17,10 +17,12 @@ written out directly. Per layer and step:
   saved windows; the input gradient one ``bmm`` plus ``k`` strided adds (col2im).
 
 Every member's arithmetic is independent of the group it trains in: the same ``bmm``
-per layer whatever K, reductions only within a member. A batched GEMM of K >= 2 runs
-each member's product on one thread, while a lone product would be split over all
-threads (and split its sums differently), so a K = 1 step on the CPU runs on one
-thread: a run's numbers are then bitwise the same alone or in any group.
+per layer whatever K, reductions only within a member. A batched GEMM with at least as
+many members as threads runs each member's product on one thread, while a product
+given several threads may be split across them and its sums split differently (a
+16-core Xeon gave a group of two other last bits than the run alone). So on the CPU a step
+of K members runs on at most K threads (a lone run on one): a run's numbers are then
+bitwise the same alone or in any group.
 
 Every buffer is allocated once per group, so a step allocates nothing of the
 activations' size. On the CPU that matters: the autograd path allocates K x B x width
@@ -65,13 +67,13 @@ def chain_layers(template: nn.Module) -> list[tuple[str, nn.Module]] | None:
 
 
 @contextmanager
-def _one_thread(on: bool) -> Iterator[None]:
-    """Run the block on one intra-op thread when ``on`` (the thread count is restored)."""
+def _at_most_threads(cap: int | None) -> Iterator[None]:
+    """Run the block on at most ``cap`` intra-op threads (None: no cap; the count is restored)."""
     threads = torch.get_num_threads()
-    if not on or threads == 1:
+    if cap is None or threads <= cap:
         yield
         return
-    torch.set_num_threads(1)
+    torch.set_num_threads(cap)
     try:
         yield
     finally:
@@ -264,8 +266,8 @@ class HandStep:
         self.losses = self.logits.new_empty(K)
         self.minus_one = self.logits.new_full((K, B, 1), -1.0)  # the one-hot's scatter source
         self.batch_size = B
-        # One member alone: its GEMMs on one thread, as each member's in a batched GEMM.
-        self.one_thread = K == 1 and fc.device.type == "cpu"
+        # No more threads than members, so that no member's GEMM is split over threads.
+        self.thread_cap = K if fc.device.type == "cpu" else None
 
     def forward(self, x: torch.Tensor, shared: bool = False) -> torch.Tensor:
         """Logits ``[K, B, n_classes]`` (a buffer overwritten by the next call).
@@ -274,7 +276,7 @@ class HandStep:
         (``shared``). Training mode equals eval mode for these models (no BatchNorm or
         dropout), and the gradient buffer is not touched.
         """
-        with torch.no_grad(), _one_thread(self.one_thread):
+        with torch.no_grad(), _at_most_threads(self.thread_cap):
             return self._forward(x, shared)
 
     def _forward(self, x: torch.Tensor, shared: bool) -> torch.Tensor:
@@ -291,7 +293,7 @@ class HandStep:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-member mean cross-entropy ``[K]`` of ``x`` ``[K, B, ...]``; fills the gradients."""
-        with torch.no_grad(), _one_thread(self.one_thread):
+        with torch.no_grad(), _at_most_threads(self.thread_cap):
             return self._step(x, y)
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
