@@ -21,6 +21,12 @@ The members are evaluated in one of two ways:
   convolutions), while BatchNorm keeps per-member running statistics in stacked
   buffers. Members agree with runs trained alone to float rounding, not bitwise.
 
+Member by member on the CPU, the built-in models with 2D convolutions run channels-last:
+the batch and each conv weight are handed to the module in ``channels_last`` memory
+format (a copy of the weight inside the graph, so gradients still reach the stored
+view), and oneDNN then takes its NHWC kernels. Same math, other float rounding than
+NCHW, and 1.2-1.5x faster per run on 2 cores (LeNet-5, ResNet-20; ``benchmarks/``).
+
 Training differentiates per-parameter leaf views of ``flat``; their gradients are
 gathered in the ``[K, P]`` buffer ``grad`` laid out like ``flat``. Vmapped linear
 layers write their weight gradients straight into it (see
@@ -112,6 +118,11 @@ class StackedModel:
             if direct_grads:
                 leaf.grad_slot = slot
         self._bound = -1  # the member whose tensors the template holds (member by member)
+        # 4D parameters (2D conv weights) used channels-last, member by member on the CPU.
+        self._nhwc = []
+        if not self.vmapped and torch.device(device).type == "cpu" and not spec.is_user:
+            self._nhwc = [n for n, shape in zip(self.param_names, self.shapes, strict=True)
+                          if len(shape) == 4]
 
         def forward(params, buffers, x):
             return functional_call(self.template, (params, buffers), (x,))
@@ -198,7 +209,17 @@ class StackedModel:
 
     def forward_member(self, k: int, x: torch.Tensor) -> torch.Tensor:
         """Member k's logits ``[B, n_classes]`` for ``x`` ``[B, ...]`` (member by member only)."""
-        return self._bind_member(k)(x)
+        module = self._bind_member(k)
+        if self._nhwc:
+            # ``to`` also copies a tensor whose strides fit both formats (one channel), so
+            # oneDNN sees channels-last strides. A fresh copy per call: part of its graph.
+            for n in self._nhwc:
+                weight = self.members[k][n].to(memory_format=torch.channels_last)
+                _bind(module, n, weight, parameter=True)
+            self._bound = -1  # the copies are not the member's views: rebind next time
+            if x.dim() == 4:
+                x = x.to(memory_format=torch.channels_last)
+        return module(x)
 
     def backward(self, loss: torch.Tensor) -> torch.Tensor:
         """Differentiate ``loss`` into ``grad`` (``[K, P]``, overwritten) and return it."""
