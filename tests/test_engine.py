@@ -15,13 +15,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lprcausal.config import ModelConfig, TrainConfig
+from lprcausal.config import Kwargs, ModelConfig, TrainConfig
 from lprcausal.data import Dataset, apply_crop_flip, crop_flip_params
 from lprcausal.errors import LprError
 from lprcausal.models import build_model, prunable_names
 from lprcausal.pruning import global_magnitude_masks
 from lprcausal.train import EngineOptions, TrainJob, evaluate_states, train_many
 from lprcausal.train.engine import _train_group
+from lprcausal.train.stacked import StackedModel
 
 F64 = EngineOptions(device="cpu", dtype=torch.float64, progress=False, fuse=True)
 
@@ -354,3 +355,45 @@ def test_evaluate_states_gives_each_states_test_accuracy():
         with torch.no_grad():
             want.append((net(data.x_test).argmax(1) == data.y_test).double().mean().item())
     assert evaluate_states(model, states, data, "test", "cpu") == pytest.approx(want, abs=1e-12)
+
+
+def _conv_layouts(model: ModelConfig, family: str) -> list[tuple[bool, bool]]:
+    """(weight, input) channels-last? for every Conv2d call of one member's forward."""
+    in_shape, _ = FAMILIES[family]
+    data = synthetic(in_shape)
+    states = [init_state(ModelConfig(family, FAMILIES[family][1]), data, k) for k in range(2)]
+    stacked = StackedModel(model, states, [None, None], in_shape, data.n_classes,
+                           torch.device("cpu"), torch.float64)
+    seen = []
+
+    def hook(module, args):
+        # stride 1 along channels: channels-last, also for a single channel
+        seen.append((module.weight.stride()[1] == 1, args[0].stride()[1] == 1))
+
+    convs = [m for m in stacked.template.modules() if isinstance(m, torch.nn.Conv2d)]
+    handles = [m.register_forward_pre_hook(hook) for m in convs]
+    try:
+        out = stacked.forward_member(1, data.x_train[:8].double())
+    finally:
+        for h in handles:
+            h.remove()
+    assert len(seen) == len(convs)
+    # the gradient still reaches member 1's slots of the buffer, and only those
+    stacked.backward(F.cross_entropy(out, data.y_train[:8]))
+    assert torch.count_nonzero(stacked.grad[1]) > 0 and torch.count_nonzero(stacked.grad[0]) == 0
+    return seen
+
+
+@pytest.mark.parametrize("family", ["lenet5", "resnet8", "vgg11"])
+def test_2d_convs_run_channels_last_member_by_member_on_the_cpu(family):
+    # oneDNN's NHWC kernels are the fast ones on the CPU (benchmarks/).
+    layouts = _conv_layouts(ModelConfig(family, FAMILIES[family][1]), family)
+    assert all(w and x for w, x in layouts)
+
+
+def test_a_model_given_by_import_path_keeps_its_layout():
+    # its forward may view() its input, which channels-last strides would break
+    widths = list(FAMILIES["lenet5"][1])
+    model = ModelConfig("lprcausal.models.factories:lenet5", kwargs=Kwargs.of({"widths": widths}))
+    layouts = _conv_layouts(model, "lenet5")
+    assert not any(w for w, _ in layouts) and not layouts[-1][1]
