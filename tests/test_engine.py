@@ -20,7 +20,13 @@ from lprcausal.data import Dataset, apply_crop_flip, crop_flip_params
 from lprcausal.errors import LprError
 from lprcausal.models import build_model, prunable_names
 from lprcausal.pruning import global_magnitude_masks
-from lprcausal.train import EngineOptions, TrainJob, evaluate_states, train_many
+from lprcausal.train import EngineOptions, TrainJob, budget, evaluate_states, train_many
+from lprcausal.train.budget import (
+    CPU_CACHE_BYTES,
+    activation_elements,
+    balanced_chunks,
+    cache_members,
+)
 from lprcausal.train.engine import _train_group
 from lprcausal.train.stacked import StackedModel
 
@@ -333,6 +339,32 @@ def test_group_that_does_not_fit_the_memory_budget_raises_with_the_size_needed()
     options = EngineOptions(device="cpu", progress=False, memory_fraction=1e-12)
     with pytest.raises(LprError, match=r"needs about .* GiB.*memory budget"):
         train_many(jobs, data, options)
+
+
+def test_balanced_chunks_are_as_few_as_the_cap_allows_and_differ_by_at_most_one():
+    chunks = balanced_chunks(list(range(111)), 12)
+    assert [len(c) for c in chunks] == [12] + [11] * 9
+    assert sum(chunks, []) == list(range(111))
+    assert balanced_chunks([1, 2, 3], 8) == [[1, 2, 3]]
+    assert balanced_chunks([], 4) == []
+
+
+def test_a_cpu_group_holds_at_most_the_cache_budget_of_activations(monkeypatch):
+    # The 1D CNN of MNIST-1D: 860 activation elements per sample (probe), x3 for backward.
+    model, per_member = ModelConfig("cnn1d"), 4 * 100 * 860 * 3
+    assert activation_elements(model, (1, 40), 10) == 860
+    assert cache_members(model, (1, 40), 10, 100, torch.device("cpu")) == CPU_CACHE_BYTES // per_member
+    assert cache_members(model, (1, 40), 10, 100, torch.device("meta")) is None
+    monkeypatch.setattr(budget, "CPU_CACHE_BYTES", per_member)  # one member's worth
+    assert cache_members(model, (1, 40), 10, 100, torch.device("cpu")) == torch.get_num_threads()
+    # the engine splits a group of five into balanced groups of the cap
+    in_shape, widths = FAMILIES["cnn1d"]
+    data, small = synthetic(in_shape), ModelConfig("cnn1d", widths)
+    per_small = 4 * 8 * activation_elements(small, in_shape, data.n_classes) * 3
+    monkeypatch.setattr(budget, "CPU_CACHE_BYTES", 2 * per_small)  # two members (one thread)
+    jobs = make_jobs(small, data, [dict(iterations=2)] * 5, masks=(False,) * 5)
+    results = train_many(jobs, data, EngineOptions(device="cpu", progress=False))
+    assert [r.group_size for r in results] == [2, 2, 2, 2, 1]
 
 
 def test_mask_of_the_wrong_shape_is_rejected():

@@ -41,6 +41,7 @@ from lprcausal.study.progress import StudyProgress, Timer, fmt_seconds
 from lprcausal.study.spec import StudySpec, load_spec, parse_spec
 from lprcausal.study.transplant_design import all_specs, check_match
 from lprcausal.train import EngineOptions, pick_device
+from lprcausal.train.budget import balanced_chunks, cache_members
 from lprcausal.train.generic import fusion_choice
 
 STUDY_FILE = "study.json"
@@ -148,9 +149,15 @@ class Study:
         choice = fusion_choice(self.spec.model, data.in_shape, data.n_classes, device,
                                engine.fuse)
         ids = self.graph.missing(self.ctx.store)[0] or list(self.graph.finds)
-        k = max((len(c) for c in chunks(self.graph, ids, LOCAL_CHUNK)), default=1)
-        if engine.max_members is not None:
-            k = min(k, engine.max_members)
+        biggest = max(chunks(self.graph, ids, LOCAL_CHUNK), key=len, default=[])
+        cap = engine.max_members or len(biggest) or 1
+        if biggest:
+            spec = self.graph.spec_of(biggest[0])
+            _, model = self.graph.data_model_of(spec)
+            cached = cache_members(model, data.in_shape, data.n_classes, spec.train.batch_size,
+                                   device)
+            cap = min(cap, cached or cap)
+        k = len(balanced_chunks(biggest, cap)[0]) if biggest else 1
         return choice.describe(k) + f" (on {device})"
 
     def check(self) -> int:

@@ -18,6 +18,7 @@ from lprcausal.results.schema import pair_label
 from lprcausal.store import RunStore
 from lprcausal.study.spec import StudySpec
 from lprcausal.study.transplant_design import TransplantDesign, all_specs
+from lprcausal.train.budget import balanced_chunks
 
 Spec = FindSpec | EvalSpec
 
@@ -44,6 +45,11 @@ class JobGraph:
 
     def spec_of(self, run_id: str) -> Spec:
         return self.finds[run_id] if run_id in self.finds else self.evals[run_id]
+
+    def data_model_of(self, spec: Spec) -> tuple:
+        """(data, model) a run trains on: its own for a find run, its find run's otherwise."""
+        source = spec if isinstance(spec, FindSpec) else self.finds[spec.find]
+        return source.data, source.model
 
     def run_ids(self) -> list[str]:
         return [*self.finds, *self.evals]
@@ -123,11 +129,7 @@ def transplant_design(spec: StudySpec, g: JobGraph, pair: tuple[str, str]) -> Tr
 # ---------------------------------------------------------------------------- chunks
 def fusion_key(spec: Spec, graph: JobGraph) -> tuple:
     """Runs with equal keys can train in one fused group (same data, model, batch, length)."""
-    if isinstance(spec, FindSpec):
-        data, model = spec.data, spec.model
-    else:
-        find = graph.finds[spec.find]
-        data, model = find.data, find.model
+    data, model = graph.data_model_of(spec)
     t = spec.train
     return (
         spec.kind,
@@ -153,9 +155,7 @@ def chunks(graph: JobGraph, ids: Iterable[str], size: int) -> list[list[str]]:
         groups[fusion_key(graph.spec_of(run_id), graph)].append(run_id)
     out = []
     for members in groups.values():
-        n = -(-len(members) // size)  # balanced chunks, not one full and one tiny
-        step = -(-len(members) // n)
-        out += [members[i : i + step] for i in range(0, len(members), step)]
+        out += balanced_chunks(members, size)  # not one full chunk and one tiny
     return out
 
 

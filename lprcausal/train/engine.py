@@ -34,7 +34,7 @@ from lprcausal.config import ModelConfig
 from lprcausal.data import Dataset
 from lprcausal.errors import LprError, bad_value
 from lprcausal.train.batches import MemberBatches
-from lprcausal.train.budget import group_capacity
+from lprcausal.train.budget import balanced_chunks, group_capacity
 from lprcausal.train.generic import fusion_choice, run_random_state, stack_problem
 from lprcausal.train.graphed import GraphedStep
 from lprcausal.train.jobs import TrainJob, TrainResult
@@ -165,8 +165,7 @@ def train_many(
         model = jobs[indices[0]].model
         if not fusion_choice(model, data.in_shape, data.n_classes, device, options.fuse).fused:
             cap = 1
-        for start in range(0, len(indices), cap):
-            chunk = indices[start : start + cap]
+        for chunk in balanced_chunks(indices, cap):
             group = [jobs[i] for i in chunk]
             with run_random_state([job.data_seed for job in group], device):
                 out = _train_group(group, data_dev, device, options)
