@@ -65,7 +65,7 @@ CASES = [
     Case("MNIST-1D 1D CNN (3 x 25 ch)", "cnn1d", (1, 40), None, 40, (4, 16, 64)),
     Case("LeNet-300-100 (784 inputs)", "mlp", (1, 28, 28), (300, 100), 30, (4, 16, 64)),
     Case("LeNet-5 (1x28x28)", "lenet5", (1, 28, 28), None, 20, (4, 16)),
-    Case("VGG-11 narrow (widths / 4)", "vgg11", (3, 32, 32), (16, 32, 64, 128, 128), 4, (8,)),
+    Case("VGG-11 narrow (widths / 4)", "vgg11", (3, 32, 32), (16, 32, 64, 128, 128), 8, (8,)),
     Case("ResNet-20 (3x32x32)", "resnet20", (3, 32, 32), None, 2, (2, 4)),
 ]
 # On a GPU the per-step cost of a small model is kernel launches, not FLOPs: longer

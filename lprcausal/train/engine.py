@@ -208,21 +208,29 @@ def _captures(jobs: list[TrainJob], total: int) -> dict[int, list[int]]:
 
 
 def _loss_function(model: StackedModel, options: EngineOptions) -> Callable:
+    """The members' losses ``[K]`` of a batch through the autograd path (compiled if asked)."""
+
     def losses(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if model.vmapped:
-            return member_losses(model.forward(x), y)
-        # Member by member, each loss exactly as its run alone computes it.
-        return torch.cat(
-            [
-                member_losses(model.forward_member(k, x[k]).unsqueeze(0), y[k : k + 1])
-                for k in range(model.K)
-            ]
-        )
+        return member_losses(model.forward(x), y)
 
     if not options.compile:
         return losses
     # Compiled per group; the thread count in force now is the one the kernels use.
     return torch.compile(losses, dynamic=False)
+
+
+def _member_by_member(
+    model: StackedModel, x: torch.Tensor, y: torch.Tensor, autocast: Callable
+) -> torch.Tensor:
+    """Each member's loss and gradient exactly as its run alone computes them, one member
+    at a time: only one member's activations are alive at once."""
+    out = []
+    for k in range(model.K):
+        with autocast():
+            loss = member_losses(model.forward_member(k, x[k]).unsqueeze(0), y[k : k + 1])
+        model.backward(loss.sum(), member=k)
+        out.append(loss.detach())
+    return torch.cat(out)
 
 
 def _train_group(jobs: list[TrainJob], data: Dataset, device, options: EngineOptions):
@@ -277,6 +285,8 @@ def _train_group(jobs: list[TrainJob], data: Dataset, device, options: EngineOpt
         """The members' losses; their gradients land in ``model.grad``."""
         if hand is not None:
             return hand(x, y)
+        if not model.vmapped and not options.compile:
+            return _member_by_member(model, x, y, autocast)
         with autocast():
             losses = loss_fn(x, y)
         model.backward(losses.sum())

@@ -108,11 +108,11 @@ class StackedModel:
         else:
             # One set of leaves per member: member k's gradient is its own graph's.
             self.members = [self._member_views(self.flat, k) for k in range(self.K)]
-            self._pairs = [
-                (self.members[k][n], slot)
+            self._member_pairs = [
+                [(self.members[k][n], slot) for n, slot in self._member_views(self.grad, k).items()]
                 for k in range(self.K)
-                for n, slot in self._member_views(self.grad, k).items()
             ]
+            self._pairs = [pair for pairs in self._member_pairs for pair in pairs]
         for leaf, slot in self._pairs:
             leaf.requires_grad_(True)
             if direct_grads:
@@ -221,16 +221,21 @@ class StackedModel:
                 x = x.to(memory_format=torch.channels_last)
         return module(x)
 
-    def backward(self, loss: torch.Tensor) -> torch.Tensor:
-        """Differentiate ``loss`` into ``grad`` (``[K, P]``, overwritten) and return it."""
+    def backward(self, loss: torch.Tensor, member: int | None = None) -> torch.Tensor:
+        """Differentiate ``loss`` into ``grad`` (``[K, P]``) and return it.
+
+        ``member``: ``loss`` is member k's alone (member by member only), and only row k of
+        ``grad`` is overwritten; otherwise every row is.
+        """
+        pairs = self._pairs if member is None else self._member_pairs[member]
         leaves = []
-        for leaf, slot in self._pairs:
+        for leaf, slot in pairs:
             leaves.append(leaf)
             slot.claimed = False
         # autograd.grad hands gradients back as produced (no ``.grad`` layout contract), so
         # the ones already written into their slot need no copy.
         grads = torch.autograd.grad(loss, leaves, allow_unused=True)
-        for (_, slot), g in zip(self._pairs, grads, strict=True):
+        for (_, slot), g in zip(pairs, grads, strict=True):
             if g is None:
                 slot.zero_()  # a parameter the forward did not use
             elif g.data_ptr() != slot.data_ptr() or g.stride() != slot.stride():
