@@ -229,6 +229,8 @@ def engine_seconds_per_step(
 ) -> float:
     """Steady-state seconds per fused step (all K members): (T(S + 2) - T(2)) / S."""
 
+    options = dataclasses.replace(options, max_members=k)  # exactly K (no cache budget)
+
     def run(iterations: int) -> float:
         jobs = engine_jobs(case, k, batch_size, iterations)
         sync(data.x_train.device)

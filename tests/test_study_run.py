@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -400,6 +401,21 @@ def test_cli_run_on_a_finished_study_ends_with_a_summary_line(done, tmp_path, ca
     last = out.strip().splitlines()[-1]
     assert last.startswith(f"study t: {N_RUNS} runs (0 trained, {N_RUNS} cached)")
     assert str(tmp_path / "res" / "t") in last
+
+
+def test_cli_run_without_bars_writes_plain_progress_lines(tmp_path, capsys, monkeypatch):
+    import lprcausal.study.progress as progress
+
+    monkeypatch.setattr(progress, "LOG_SECONDS", 0.0)  # a line whenever runs finished
+    path = tmp_path / "tiny.toml"
+    path.write_text(tomli_w.dumps(spec_dict(transplant=None)))
+    code, out, err = run_cli(["study", "run", str(path), "--store", str(tmp_path / "s"),
+                              "--results", str(tmp_path / "res"), "--no-progress"], capsys)
+    assert code == 0
+    lines = [ln for ln in err.splitlines() if ln.startswith("study t: ")]
+    assert lines and lines[-1].startswith("study t: 20/20 runs, 100% of steps, ")
+    assert all(re.fullmatch(r"study t: \d+/20 runs, \d+% of steps, \d+s(, about .* left)?", ln)
+               for ln in lines)
 
 
 def test_cli_bad_spec_exits_2_with_one_message(tmp_path, capsys):

@@ -151,9 +151,11 @@ def runtime_options(func: Callable) -> Callable:
                           "[default: auto: the built-in models; models given by import "
                           "path only with --cuda-graphs]."),
         click.option("--max-members", type=int, default=None,
-                     help="Cap on runs trained together (default: memory budget)."),
+                     help="Cap on runs trained together (default: the memory budget and, "
+                          "on the CPU, groups whose activations stay in the cache)."),
         click.option("--progress/--no-progress", default=True, show_default=True,
-                     help="Show progress bars."),
+                     help="Show progress bars (without: a plain line every 30 s of a "
+                          "study)."),
     ]
     for opt in reversed(opts):
         func = opt(func)

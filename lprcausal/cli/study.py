@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from lprcausal.cli.app import cli
@@ -94,7 +96,8 @@ def run_command(
             f"steps), more than {MAX_PLAN_RUNS} runs or {MAX_PLAN_STEPS:.0e} steps: check the "
             "plan above and pass --yes to run it."
         )
-    summary = study.run(executor, scheduler=scheduler, workers=workers)
+    # without bars, plain progress lines (a batch job's log would be silent for hours)
+    summary = study.run(executor, scheduler=scheduler, workers=workers, log=sys.stderr)
     click.echo(str(summary))
 
 

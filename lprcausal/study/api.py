@@ -13,6 +13,7 @@ import datetime as _dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import xarray as xr
 
@@ -151,7 +152,7 @@ class Study:
         ids = self.graph.missing(self.ctx.store)[0] or list(self.graph.finds)
         biggest = max(chunks(self.graph, ids, LOCAL_CHUNK), key=len, default=[])
         cap = engine.max_members or len(biggest) or 1
-        if biggest:
+        if biggest and engine.max_members is None:
             spec = self.graph.spec_of(biggest[0])
             _, model = self.graph.data_model_of(spec)
             cached = cache_members(model, data.in_shape, data.n_classes, spec.train.batch_size,
@@ -201,12 +202,14 @@ class Study:
         processes: bool = True,
         connect_timeout: float = 10.0,
         progress: bool | None = None,
+        log: TextIO | None = None,
     ) -> RunSummary:
         """Train every missing run, then collect the results (see :meth:`collect`).
 
         ``executor``: ``"local"`` (this process) or ``"dask"`` (a new LocalCluster with
         ``workers`` workers, ``processes`` or threads; or the cluster at ``scheduler``).
-        ``progress`` defaults to the engine's setting.
+        ``progress`` (bars) defaults to the engine's setting; without bars, ``log`` gets a
+        plain progress line every 30 s or so while runs finish (None: silence).
         """
         check_choice("executor", executor, EXECUTORS)
         if scheduler and executor != "dask":
@@ -230,10 +233,12 @@ class Study:
                     show,
                     lambda skip: run_dask(self.graph, rt, client, skip, trained=written),
                     written,
+                    log,
                 )
         else:
             trained, cached = self._execute(
-                show, lambda skip: run_local(self.graph, self.ctx, skip), self.ctx.store.written
+                show, lambda skip: run_local(self.graph, self.ctx, skip), self.ctx.store.written,
+                log,
             )
         files, stats = self._collect("lprcausal study run")
         return RunSummary(
@@ -248,7 +253,8 @@ class Study:
             files=[p.name for p in files],
         )
 
-    def _execute(self, show: bool, body, written: set[str]) -> tuple[int, int]:
+    def _execute(self, show: bool, body, written: set[str], log: TextIO | None = None
+                 ) -> tuple[int, int]:
         """Check, then run ``body(on_skip)`` under a progress bar; (trained, cached).
 
         ``written`` collects the ids of the runs the body stored (this process's store, or
@@ -260,7 +266,8 @@ class Study:
         n_train = self.check()
         pending = {i: run_steps(self.graph.spec_of(i), n_train) or 1 for i in miss_f + miss_e}
         with StudyProgress(
-            self.ctx.store, pending, len(self.graph.run_ids()), f"study {self.name}", enabled=show
+            self.ctx.store, pending, len(self.graph.run_ids()), f"study {self.name}", enabled=show,
+            log=log,
         ) as bar:
             before = set(written)
             body(bar.skip)

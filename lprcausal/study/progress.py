@@ -6,16 +6,22 @@ checks which pending runs have appeared. The bar counts optimizer steps (a find 
 weighs as much as the training it does), so its ETA stays meaningful when find and
 eval runs differ in length; the runs done / total are shown beside it. The engine's
 per-group bars (one per fused training group) appear below it.
+
+Without bars but with a ``log`` stream (``study run --no-progress``: stderr, e.g. a batch
+job's log) the same poll writes one plain line whenever runs have finished and
+``LOG_SECONDS`` have passed since the last line, so a long study is never silent: ``study x: 45/120 runs, 38% of steps, 1m10s, about 2m left``.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from typing import TextIO
 
 from lprcausal.store import RunStore
 
 POLL_SECONDS = 1.0
+LOG_SECONDS = 30.0
 
 
 class StudyProgress:
@@ -28,6 +34,7 @@ class StudyProgress:
         total_runs: int,
         label: str,
         enabled: bool = True,
+        log: TextIO | None = None,
     ):
         self.store = store
         self.pending = dict(pending)
@@ -38,6 +45,14 @@ class StudyProgress:
         self._bar = None
         self._thread = None
         self.label = label
+        self._log = None if enabled else log  # plain lines instead of bars, if asked for
+        self._steps_total = max(1, sum(self.pending.values()))
+        self._steps_done = 0
+        self._t0 = self._last_line = time.perf_counter()
+        self._logged_runs = self.done_runs
+        if self._log is not None and pending:
+            self._thread = threading.Thread(target=self._poll_loop, daemon=True)
+            self._thread.start()
         if enabled and pending:
             from tqdm.auto import tqdm
 
@@ -81,9 +96,23 @@ class StudyProgress:
             return
         steps = sum(self.pending.pop(i) for i in ids)
         self.done_runs += len(ids)
+        self._steps_done += steps
         if self._bar is not None:
             self._bar.update(steps)
             self._describe()
+        if self._log is not None and time.perf_counter() - self._last_line >= LOG_SECONDS:
+            self._write_line()
+
+    def _write_line(self) -> None:
+        """One plain progress line (bars off), if runs finished since the last one."""
+        if self.done_runs == self._logged_runs:
+            return
+        now = time.perf_counter()
+        elapsed, share = now - self._t0, self._steps_done / self._steps_total
+        left = f", about {fmt_seconds(elapsed * (1 - share) / share)} left" if 0 < share < 1 else ""
+        print(f"{self.label}: {self.done_runs}/{self.total_runs} runs, {share:.0%} of steps, "
+              f"{fmt_seconds(elapsed)}{left}", file=self._log, flush=True)
+        self._last_line, self._logged_runs = now, self.done_runs
 
     def close(self) -> None:
         self._stop.set()

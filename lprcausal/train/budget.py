@@ -7,7 +7,8 @@ cores (AMD EPYC, 32 MiB L3): the 1D CNN at batch 100 trains 450k samples/s at K 
 against 316k at K = 111, the MNIST-1D MLP at batch 128 735k at K = 24-32 against 662k
 at K = 64, the 1D CNN at batch 32 is best at K = 32; in each case the group's
 activations (the estimate below) came to 10-17 MiB at the best K. So a CPU group holds
-at most ``CPU_CACHE_BYTES`` of activations, and at least as many members as threads.
+at most ``CPU_CACHE_BYTES`` of activations, and at least as many members as threads,
+unless ``max_members`` asks for a size.
 Group size never changes a run's numbers on the CPU, only the time.
 """
 
@@ -100,8 +101,8 @@ def available_bytes(device: torch.device) -> int:
 
 
 def group_capacity(job, data, device: torch.device, options) -> int:
-    """Largest K that fits ``options.memory_fraction`` of free memory, the cache budget on
-    the CPU, and ``max_members``."""
+    """Largest K that fits ``options.memory_fraction`` of free memory and ``max_members``,
+    or without ``max_members`` also the cache budget on the CPU."""
     itemsize = torch.empty((), dtype=options.dtype).element_size()
     need = member_bytes(job, data, itemsize)
     budget = int(available_bytes(device) * options.memory_fraction)
@@ -113,10 +114,8 @@ def group_capacity(job, data, device: torch.device, options) -> int:
             "expected a smaller batch size or a larger memory fraction."
         )
     cap = max(1, budget // need)
+    if options.max_members is not None:
+        return int(min(cap, options.max_members))  # asked for: replaces the cache budget
     cached = cache_members(job.model, tuple(data.in_shape), data.n_classes,
                            job.train.batch_size, device, itemsize)
-    if cached is not None:
-        cap = min(cap, cached)
-    if options.max_members is not None:
-        cap = min(cap, options.max_members)
-    return int(cap)
+    return int(cap if cached is None else min(cap, cached))

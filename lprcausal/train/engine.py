@@ -54,7 +54,8 @@ class EngineOptions:
     ``benchmarks/``). ``True`` always fuses, ``False`` trains one run at a time. Models
     given by import path fuse only where :mod:`lprcausal.train.generic` finds that they
     stack exactly and that it pays; otherwise they train one at a time, whatever ``fuse``.
-    ``max_members``: cap on K (None: as many as the memory budget allows).
+    ``max_members``: cap on K (None: as many as the memory budget allows and, on the CPU,
+    as keep a group's activations in the cache; see :mod:`lprcausal.train.budget`).
     ``memory_fraction``: share of free RAM / GPU memory a group may plan to use.
     ``precision``: ``"fp32"``, or ``"bf16"`` autocast (CUDA only).
     ``dtype``: parameter dtype (``torch.float64`` for equivalence checks).
