@@ -12,7 +12,6 @@ family of a stats Dataset into named dims.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 from dataclasses import dataclass, field
@@ -205,12 +204,13 @@ def _stats_dataset(
             rec.coords.setdefault(key, math.nan if key == "sparsity" else "")
     ds = records_to_dataset(records)
     ds = ds.set_coords([c for c in ("family", "estimand") if c in ds])
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     ds.attrs.update(
         {
             "title": "lprcausal statistical test records",
             "source": f"lprcausal {__version__}",
-            "history": f"{now}: lprcausal stats {source}".rstrip(),
+            # no timestamp: the records are a function of the results and the version, so
+            # recomputing them rewrites the same file (no spurious change under git)
+            "history": f"lprcausal stats {source}".rstrip(),
             "results_dir": source,
             "ci_level": level,
             "alpha": round(1 - level, 12),
