@@ -164,6 +164,86 @@ def test_transplant_onto_a_checkpoint_with_eval_writes_the_transplant_dataset(
     assert "only NIE_b is drawn" in " ".join(text.split())
 
 
+def test_checkpoint_transplant_with_dose_response_and_controls(capsys, store, tmp_path,
+                                                               monkeypatch):
+    import lprcausal.api.checkpoint_transplant as ct
+
+    state = checkpoint(tmp_path)
+    trained = []
+    real = ct.train_many
+
+    def recording(jobs, ds, engine):
+        results = list(real(jobs, ds, engine))
+        trained.extend((job.mask, job.data_seed, r.metrics())
+                       for job, r in zip(jobs, results, strict=True))
+        return results
+
+    monkeypatch.setattr(ct, "train_many", recording)
+    out = tmp_path / "res.nc"
+    text = run(capsys, "transplant", "--source", "a", "--target", str(tmp_path / "ck.pt"),
+               "--model", "mlp", *MODEL, "--n-samples", "600", "--sparsity", "0.8", "--eval",
+               "--alpha", "0", "--alpha", "0.5", "--alpha", "1", "--control", "shuffle",
+               "--control", "erk", "--batch-size", "32", "--iterations", "8",
+               "--eval-seed", "0", "--eval-seed", "1", "--no-progress", "--out", str(out),
+               "--store", store)
+    ds = xr.load_dataset(out)
+    check_transplant(ds)
+    assert ds["acc_alpha"].dims == ("pair", "alpha", "seed", "sparsity")
+    assert list(ds["alpha"].values) == [0.0, 0.5, 1.0]
+    assert ds["acc_control"].dims == ("pair", "control", "w_src", "seed", "sparsity")
+    assert list(ds["control"].values.astype(str)) == ["shuffle", "erk"]
+    assert np.isnan(ds["acc_control"].sel(w_src="a").values).all()
+    # per seed: 2 cells, 3 alphas, 2 controls, all on the checkpoint's data order
+    assert len(trained) == 2 * (2 + 3 + 2)
+    st = RunStore(store)
+    lpr_a = lpc.layerwise_ratios(FindRun(st, st.resolve("a")).mask(0.8))
+    weights = {n: state[n] for n in lpr_a}
+    lpr_b = lpc.layerwise_ratios(lpc.global_magnitude_masks(weights, 0.8))
+    for i in range(2):
+        block = trained[7 * i : 7 * (i + 1)]
+        assert len({seed for _, seed, _ in block}) == 1  # paired: one data order per seed
+        (t_mask, _, _), (own, _, _) = block[0], block[1]
+        alphas, controls = block[2:5], block[5:7]
+        # alpha 0 and 1 are the two LPR cells' masks exactly; 0.5 lies between
+        assert all(torch.equal(alphas[0][0][n], t_mask[n]) for n in t_mask)
+        assert all(torch.equal(alphas[2][0][n], own[n]) for n in own)
+        mid = lpc.layerwise_ratios(alphas[1][0])
+        for n in lpr_a:
+            assert min(lpr_a[n], lpr_b[n]) - 0.01 <= mid[n] <= max(lpr_a[n], lpr_b[n]) + 0.01
+        for k, (mask, _, m) in enumerate(alphas):
+            cell = ds.isel(pair=0, alpha=k, seed=i, sparsity=0)
+            assert float(cell["acc_alpha"]) == m["test_acc"]
+            assert float(cell["mask_sparsity_alpha"]) == lpc.overall_sparsity(mask)
+        shuffle, erk = controls[0][0], controls[1][0]
+        assert lpc.layerwise_ratios(shuffle) == lpr_b  # own counts, other positions
+        assert not all(torch.equal(shuffle[n], own[n]) for n in own)
+        assert lpc.overall_sparsity(erk) == pytest.approx(0.8, abs=1e-3)
+        for k, (_, _, m) in enumerate(controls):
+            cell = ds.sel(w_src="b").isel(pair=0, control=k, seed=i, sparsity=0)
+            assert float(cell["acc_control"]) == m["test_acc"]
+    assert "alpha" in text and "control" in text
+    # stats: the dose-response and the control contrasts of b's weights
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "transplant.nc").write_bytes(out.read_bytes())
+    run(capsys, "stats", str(folder))
+    families = set(xr.load_dataset(folder / "stats.nc")["family"].values.astype(str))
+    assert {"mediation", "control_contrasts"} <= families
+    assert any(f.startswith("dose") for f in families), families
+
+
+def test_checkpoint_dose_and_controls_need_eval_and_valid_values(capsys, store, tmp_path):
+    checkpoint(tmp_path)
+    base = ["transplant", "--source", "a", "--target", str(tmp_path / "ck.pt"), "--model", "mlp",
+            *MODEL, "--n-samples", "600", "--store", store, "--masks-out",
+            str(tmp_path / "m.safetensors")]
+    err = run(capsys, *base, "--alpha", "0.5", code=2)
+    assert "need --eval" in " ".join(err.split())
+    err = run(capsys, *base, "--eval", "--alpha", "1.5", code=2)
+    assert "--alpha" in err and "1.5" in err and "0 <= alpha <= 1" in err
+    assert not (tmp_path / "m.safetensors").exists()  # refused before anything was written
+
+
 def test_transplant_checkpoint_bad_inputs(capsys, store, tmp_path):
     checkpoint(tmp_path)
     base = ["transplant", "--source", "a", "--model", "mlp", *MODEL, "--n-samples", "600",

@@ -4,7 +4,8 @@ For each level ``s``: the checkpoint's weights are pruned layerwise by magnitude
 exact per-layer counts of the source run's mask (``transplant_masks``), and the masks are
 written to a file. With an eval, each mask is also compared with the checkpoint's own
 global magnitude mask at the same sparsity: both are trained from the checkpoint
-(fine-tuned, mask held) with H_eval per seed, giving the ordinary transplant Dataset
+(fine-tuned, mask held) with H_eval per seed (and, if asked, at interpolated LPRs and at
+control masks), giving the ordinary transplant Dataset
 (:mod:`lprcausal.results.schema`) of one pair whose design is ``checkpoint``: the
 source run is a, the checkpoint b, and only b's weights take both LPRs, so
 ``lprcausal stats`` and ``lprcausal figures`` read it as they read any transplant.nc.
@@ -23,11 +24,24 @@ import xarray as xr
 
 from lprcausal.api.checkpoints import load_state_dict_file
 from lprcausal.api.mask_files import save_masks
-from lprcausal.config import DataConfig, ModelConfig, TrainConfig, check_sparsity, derive_seed
-from lprcausal.errors import LprError
+from lprcausal.config import (
+    CONTROLS,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    check_sparsity,
+    derive_seed,
+)
+from lprcausal.errors import LprError, bad_value, check_choice
 from lprcausal.models import build_network
 from lprcausal.pipeline import Context, FindRun
-from lprcausal.pruning import global_magnitude_masks, overall_sparsity, transplant_masks
+from lprcausal.pipeline.masks import control_mask, interpolated_mask
+from lprcausal.pruning import (
+    global_magnitude_masks,
+    layerwise_ratios,
+    overall_sparsity,
+    transplant_masks,
+)
 from lprcausal.results.build import transplant_dataset
 from lprcausal.results.check import check_transplant
 from lprcausal.results.schema import CHECKPOINT, pair_label
@@ -105,6 +119,15 @@ def transplant_onto_checkpoint(
     return source, levels, state, masks, files
 
 
+def check_dose_and_controls(alphas: tuple[float, ...], controls: tuple[str, ...]) -> None:
+    """Clear errors for a bad --alpha or --control, before anything trains."""
+    for a in alphas:
+        if not 0 <= a <= 1:
+            raise bad_value("--alpha", a, "0 <= alpha <= 1")
+    for c in controls:
+        check_choice("--control", c, CONTROLS)
+
+
 def evaluate_transplant(
     ctx: Context,
     state: dict[str, torch.Tensor],
@@ -117,36 +140,65 @@ def evaluate_transplant(
     source: FindRun,
     path: str | os.PathLike,
     names: tuple[str, str],
+    alphas: tuple[float, ...] = (),
+    controls: tuple[str, ...] = (),
 ) -> xr.Dataset:
     """Train the checkpoint (weights b) at the source's LPR (``lpr_src = a``) and at its
     own global magnitude LPR (``b``) per seed and level: the transplant Dataset of the one
-    pair ``names`` = (a, b) labels, design ``checkpoint`` (the cells of weights a NaN)."""
+    pair ``names`` = (a, b) labels, design ``checkpoint`` (the cells of weights a NaN).
+
+    ``alphas``: also at the LPR ``(1 - alpha) * LPR_a + alpha * LPR_b`` (dose-response);
+    ``controls``: also at control masks of the same sparsity (:func:`control_mask`, drawn
+    from the replicate seed). Every cell of one seed trains on the same data order.
+    """
+    check_dose_and_controls(alphas, controls)
     ds = ctx.dataset(data)
     prunable = list(masks[0])
+    weights = {n: state[n] for n in prunable}
+    shape = (1, 2, 2, len(seeds), len(levels))  # (pair, w_src, lpr_src, seed, sparsity)
+    kinds = {
+        "": shape,
+        "_alpha": (1, len(alphas), len(seeds), len(levels)),  # (pair, alpha, seed, sparsity)
+        "_control": (1, len(controls), 2, len(seeds), len(levels)),  # (.., control, w_src, ..)
+    }
     jobs, where = [], []
+
+    def add(kind: str, at: tuple, mask: dict, s: float, seed: int) -> None:
+        jobs.append(TrainJob(model=model, train=h_eval, init_state=state,
+                             data_seed=derive_seed(seed, "eval-data"), mask=mask,
+                             label=f"transplant ckpt s{s:g}"))
+        where.append((kind, at, overall_sparsity(mask)))
+
     for i, seed in enumerate(seeds):
         for j, (s, transplanted) in enumerate(zip(levels, masks, strict=True)):
-            own = global_magnitude_masks({n: state[n] for n in prunable}, s)
+            own = global_magnitude_masks(weights, s)
             for lp, mask in enumerate((transplanted, own)):
-                jobs.append(TrainJob(model=model, train=h_eval, init_state=state,
-                                     data_seed=derive_seed(seed, "eval-data"), mask=mask,
-                                     label=f"transplant ckpt s{s:g}"))
-                where.append((lp, i, j, overall_sparsity(mask)))
-    shape = (1, 2, 2, len(seeds), len(levels))  # (pair, w_src, lpr_src, seed, sparsity)
-    cells = {"acc": np.full(shape, np.nan), "val_acc": np.full(shape, np.nan),
-             "mask_sparsity": np.full(shape, np.nan),
-             "diverged": np.zeros(shape, dtype=bool)}
-    for (lp, i, j, sparsity), result in zip(where, train_many(jobs, ds, ctx.engine), strict=True):
-        m = result.metrics()
-        at = (0, 1, lp, i, j)  # weights b: the checkpoint
-        cells["mask_sparsity"][at] = sparsity
-        cells["diverged"][at] = bool(m["diverged"])
+                add("", (0, 1, lp, i, j), mask, s, seed)  # weights b: the checkpoint
+            lpr_a, lpr_b = layerwise_ratios(source.mask(s)), layerwise_ratios(own)
+            for k, alpha in enumerate(alphas):
+                add("_alpha", (0, k, i, j), interpolated_mask(weights, lpr_a, lpr_b, alpha), s,
+                    seed)
+            for k, control in enumerate(controls):
+                add("_control", (0, k, 1, i, j), control_mask(control, weights, own, s, seed),
+                    s, seed)
+    cells = {kind: {"acc": np.full(shp, np.nan), "val_acc": np.full(shp, np.nan),
+                    "mask_sparsity": np.full(shp, np.nan), "diverged": np.zeros(shp, dtype=bool)}
+             for kind, shp in kinds.items()}
+    for (kind, at, sparsity), result in zip(where, train_many(jobs, ds, ctx.engine),
+                                            strict=True):
+        m, c = result.metrics(), cells[kind]
+        c["mask_sparsity"][at] = sparsity
+        c["diverged"][at] = bool(m["diverged"])
         if not m["diverged"]:
-            cells["acc"][at] = m["test_acc"]
-            cells["val_acc"][at] = m["final_val_acc"]
+            c["acc"][at] = m["test_acc"]
+            c["val_acc"][at] = m["final_val_acc"]
+    n_diverged = int(sum(c["diverged"].sum() for c in cells.values()))
     label = fixed_eval_label(h_eval, source.spec.train, ())[0]
-    out = transplant_dataset([names], seeds, levels, cells, designs=[CHECKPOINT],
-                             matches=["name"], attrs={
+    out = transplant_dataset([names], seeds, levels, cells[""], designs=[CHECKPOINT],
+                             matches=["name"], alphas=alphas,
+                             alpha_cells=cells["_alpha"] if alphas else None,
+                             controls=controls,
+                             control_cells=cells["_control"] if controls else None, attrs={
         **provenance_attrs("lprcausal transplant --target CHECKPOINT"),
         **setup_attrs(data, model, source.spec.prune),
         "title": f"LPR transplant {pair_label(*names)}",
@@ -156,7 +208,7 @@ def evaluate_transplant(
         "source_run": source.id,
         "target_checkpoint": str(path),
         "target_sha256": _file_sha256(Path(path)),
-        "n_diverged": int(cells["diverged"].sum()),
+        "n_diverged": n_diverged,
     })
     check_transplant(out)
     return out

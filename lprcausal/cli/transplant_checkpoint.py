@@ -33,8 +33,9 @@ def checkpoint_target_options(func: Callable) -> Callable:
                           ".safetensors; -s<level> added for several levels]."),
         click.option("--eval/--no-eval", "ckpt_eval", default=False, show_default=True,
                      help="With --model: also fine-tune the checkpoint at the source's LPR "
-                          "and at its own, per seed, and write the transplant Dataset (design "
-                          "'checkpoint') to --out."),
+                          "and at its own, per seed (with --alpha / --control also at "
+                          "interpolated LPRs and control masks), and write the transplant "
+                          "Dataset (design 'checkpoint') to --out."),
     ]
     for opt in reversed(opts):
         wrapper = opt(wrapper)
@@ -44,8 +45,12 @@ def checkpoint_target_options(func: Callable) -> Callable:
 
 
 def _run(ckpt: dict, sources, targets, sparsities, config, train_overrides, eval_seeds, out,
-         ctx, **_ignored) -> None:
-    from lprcausal.api.checkpoint_transplant import evaluate_transplant, transplant_onto_checkpoint
+         alphas, controls, ctx, **_ignored) -> None:
+    from lprcausal.api.checkpoint_transplant import (
+        check_dose_and_controls,
+        evaluate_transplant,
+        transplant_onto_checkpoint,
+    )
     from lprcausal.cli.options import build_train_config
     from lprcausal.cli.transplant import report
     from lprcausal.config import to_toml
@@ -57,6 +62,12 @@ def _run(ckpt: dict, sources, targets, sparsities, config, train_overrides, eval
             f"--model transplants one source run onto one checkpoint: got {len(sources)} "
             f"--source and {len(targets)} --target; expected one of each."
         )
+    if (alphas or controls) and not ckpt["ckpt_eval"]:
+        raise LprError(
+            "--alpha and --control train cells: with --model (a checkpoint target) they need "
+            "--eval, which also trains the transplant and the checkpoint's own mask."
+        )
+    check_dose_and_controls(tuple(alphas), tuple(controls))
     model = ModelConfig.from_dict(ckpt["ckpt_model"], "model")
     data = DataConfig.from_dict(ckpt["ckpt_data"], "data")
     target = targets[0]
@@ -72,7 +83,7 @@ def _run(ckpt: dict, sources, targets, sparsities, config, train_overrides, eval
     seeds = tuple(eval_seeds) or (source.spec.seed,)
     names = (sources[0], Path(target).name)
     ds = evaluate_transplant(ctx, state, masks, levels, model, data, h_eval, seeds, source,
-                             target, names)
+                             target, names, alphas=tuple(alphas), controls=tuple(controls))
     path = Path(out) if out else Path("results") / f"transplant-{source.id[:8]}-{Path(target).stem}.nc"
     save_dataset(ds, path)
     click.echo(f"\nH_eval {ds.attrs['h_eval']}:\n{to_toml(h_eval)}")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lprcausal.config import EvalSpec, MaskSpec, derive_seed
+from lprcausal.config import CONTROLS, EvalSpec, MaskSpec, derive_seed
 from lprcausal.errors import LprError
 from lprcausal.pipeline.runs import FindRun
 from lprcausal.pruning import (
@@ -117,26 +117,44 @@ def eval_mask(store, spec: EvalSpec, find: FindRun) -> dict[str, torch.Tensor]:
         b = _other(store, m.lpr_to, find, "lpr_to", cross_ok=True)
         if m.alpha is None:
             raise LprError("mask kind 'interp' needs alpha: expected a value in [0, 1].")
-        n_params = {n: w.numel() for n, w in weights.items()}
         if not (is_cross(a, find, m) or is_cross(b, find, m)):
-            ratios = interpolate_ratios(
-                layerwise_ratios(a.mask(s)), layerwise_ratios(b.mask(s)), m.alpha, n_params
-            )
-            return layerwise_magnitude_masks(weights, ratios)
+            return interpolated_mask(weights, layerwise_ratios(a.mask(s)),
+                                     layerwise_ratios(b.mask(s)), m.alpha)
+        n_params = {n: w.numel() for n, w in weights.items()}
         # Across architectures each end is first matched onto these weights' layers; the
         # mix is then rounded layer by layer, as a transplant is (alpha 0 and 1 give the
         # two transplant cells exactly).
         ra, rb = (lpr_on(run, find, s, m) for run in (a, b))
         mixed = {n: (1.0 - m.alpha) * ra[n] + m.alpha * rb[n] for n in weights}
         return magnitude_masks_at_counts(weights, rounded_counts(n_params, mixed))
-    if m.kind in ("uniform", "erk", "lamp"):
-        return layerwise_magnitude_masks(weights, allocate_ratios(m.kind, weights, s))
-    own = find.mask(s)
-    if m.kind == "shuffle":
-        return shuffle_masks(own, derive_seed(m.seed, "shuffle"))
-    if m.kind == "random":
-        return random_masks(weights, layerwise_ratios(own), derive_seed(m.seed, "random"))
+    if m.kind in CONTROLS:
+        own = find.mask(s) if m.kind in ("shuffle", "random") else None
+        return control_mask(m.kind, weights, own, s, m.seed)
     raise LprError(f"mask kind = {m.kind!r} is not known.")
+
+
+def control_mask(kind: str, weights: dict[str, torch.Tensor], own: dict | None, sparsity: float,
+                 seed: int) -> dict[str, torch.Tensor]:
+    """A control mask on ``weights`` at ``sparsity``, with no other run's LPR in it:
+    ``uniform`` / ``erk`` / ``lamp`` allocate the ratios and prune each layer by magnitude;
+    ``shuffle`` / ``random`` keep ``own`` (the weights' own mask) per-layer counts at random
+    positions, drawn from ``seed``."""
+    if kind in ("uniform", "erk", "lamp"):
+        return layerwise_magnitude_masks(weights, allocate_ratios(kind, weights, sparsity))
+    if own is None:
+        raise ValueError(f"control {kind!r} needs the weights' own mask")
+    if kind == "shuffle":
+        return shuffle_masks(own, derive_seed(seed, "shuffle"))
+    if kind == "random":
+        return random_masks(weights, layerwise_ratios(own), derive_seed(seed, "random"))
+    raise LprError(f"control = {kind!r} is not known: expected one of {', '.join(CONTROLS)}.")
+
+
+def interpolated_mask(weights: dict[str, torch.Tensor], lpr_a: dict[str, float],
+                      lpr_b: dict[str, float], alpha: float) -> dict[str, torch.Tensor]:
+    """``weights`` pruned by magnitude per layer at the LPR ``(1 - alpha) * a + alpha * b``."""
+    n_params = {n: w.numel() for n, w in weights.items()}
+    return layerwise_magnitude_masks(weights, interpolate_ratios(lpr_a, lpr_b, alpha, n_params))
 
 
 def _other(store, run_id: str | None, find: FindRun, field: str, cross_ok: bool = False
