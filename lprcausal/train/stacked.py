@@ -25,7 +25,7 @@ Member by member on the CPU, the built-in models with 2D convolutions run channe
 the batch and each conv weight are handed to the module in ``channels_last`` memory
 format (a copy of the weight inside the graph, so gradients still reach the stored
 view), and oneDNN then takes its NHWC kernels. Same math, other float rounding than
-NCHW, and 1.2-1.5x faster per run on 2 cores (LeNet-5, ResNet-20; ``benchmarks/``).
+NCHW, and 1.2-1.6x faster per run on 2 cores (LeNet-5, VGG-11, ResNet-20; ``benchmarks/``).
 
 Training differentiates per-parameter leaf views of ``flat``; their gradients are
 gathered in the ``[K, P]`` buffer ``grad`` laid out like ``flat``. Vmapped linear
