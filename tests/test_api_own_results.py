@@ -72,6 +72,27 @@ def test_decoupled_runs_collect_the_grid_that_stats_reads(capsys, tmp_path, ex, 
     assert "decoupled_vs_coupled" in out and "H_eval lr=0.05" in out
 
 
+def test_own_eval_runs_without_val_acc_or_diverged_still_collect(tmp_path, ex, hp, monkeypatch):
+    # own-loop eval runs stored before final_val_acc / diverged were recorded
+    import lprcausal.study.collect as collect
+
+    grid = dict(h_find={"lr=0.05": hp}, h_eval={}, seeds=(0,), store=tmp_path / "runs",
+                results=tmp_path / "res")
+    ds = lpc.decoupled_runs(ex.build, ex.train, sparsities=[0.8], **grid)
+
+    class OldEvalRun(EvalRun):
+        @property
+        def metrics(self):
+            m = dict(super().metrics)
+            del m["final_val_acc"], m["diverged"]
+            return m
+
+    monkeypatch.setattr(collect, "EvalRun", OldEvalRun)
+    again = lpc.decoupled_runs(ex.build, ex.train, sparsities=[0.8], **grid)
+    assert np.array_equal(again["acc"].values, ds["acc"].values)
+    assert np.isnan(again["val_acc"].values).all() and not again["diverged"].values.any()
+
+
 def test_transplant_runs_give_the_factorial_stats_reads(capsys, tmp_path, ex, hp):
     store, res = tmp_path / "runs", tmp_path / "res"
     slow = {**hp, "lr": 0.1}

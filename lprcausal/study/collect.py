@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -70,7 +71,11 @@ class RunReader:
         if run_id in self.skipped:
             return None
         if run_id not in self._eval:
-            self._eval[run_id] = EvalRun(self.store, run_id).metrics
+            m = dict(EvalRun(self.store, run_id).metrics)
+            # own-loop eval runs stored before these were recorded lack them
+            m.setdefault("final_val_acc", math.nan)
+            m.setdefault("diverged", not math.isfinite(m.get("test_acc", math.nan)))
+            self._eval[run_id] = m
         return self._eval[run_id]
 
 
