@@ -169,15 +169,17 @@ def evaluate_transplant(
                              label=f"transplant ckpt s{s:g}"))
         where.append((kind, at, overall_sparsity(mask)))
 
+    # per level, what no seed changes: the checkpoint's own mask and the dose masks
+    owns = [global_magnitude_masks(weights, s) for s in levels]
+    doses = [[interpolated_mask(weights, layerwise_ratios(source.mask(s)),
+                                layerwise_ratios(own), alpha) for alpha in alphas]
+             for s, own in zip(levels, owns, strict=True)]
     for i, seed in enumerate(seeds):
-        for j, (s, transplanted) in enumerate(zip(levels, masks, strict=True)):
-            own = global_magnitude_masks(weights, s)
+        for j, (s, transplanted, own) in enumerate(zip(levels, masks, owns, strict=True)):
             for lp, mask in enumerate((transplanted, own)):
                 add("", (0, 1, lp, i, j), mask, s, seed)  # weights b: the checkpoint
-            lpr_a, lpr_b = layerwise_ratios(source.mask(s)), layerwise_ratios(own)
-            for k, alpha in enumerate(alphas):
-                add("_alpha", (0, k, i, j), interpolated_mask(weights, lpr_a, lpr_b, alpha), s,
-                    seed)
+            for k, mask in enumerate(doses[j]):
+                add("_alpha", (0, k, i, j), mask, s, seed)
             for k, control in enumerate(controls):
                 add("_control", (0, k, 1, i, j), control_mask(control, weights, own, s, seed),
                     s, seed)
