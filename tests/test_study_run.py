@@ -380,6 +380,30 @@ def test_cli_plan_prints_graph_size_and_work(done, tmp_path, capsys):
     assert f"total:     {N_RUNS:6d}" in out
 
 
+def test_cli_plan_reports_the_group_size_the_cache_budget_allows(tmp_path, capsys, monkeypatch):
+    import torch
+
+    import lprcausal.train.budget as budget
+
+    monkeypatch.setattr(budget, "CPU_CACHE_BYTES", 1)  # no more members than threads
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        path = tmp_path / "tiny.toml"
+        path.write_text(tomli_w.dumps(spec_dict()))
+        store = str(tmp_path / "s")
+        code, out, _ = run_cli(["study", "plan", str(path), "--store", store], capsys)
+        assert code == 0 and "training: fused, K=2 (on cpu)" in out  # 4 finds: 2 groups of 2
+        code, out, _ = run_cli(["study", "plan", str(path), "--store", store,
+                                "--max-members", "3"], capsys)
+        assert code == 0 and "training: fused, K=2 (on cpu)" in out  # balanced: 2 + 2
+        code, out, _ = run_cli(["study", "plan", str(path), "--store", store,
+                                "--max-members", "8"], capsys)
+        assert code == 0 and "training: fused, K=4 (on cpu)" in out  # asked for: no cache cap
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_cli_run_on_a_finished_study_ends_with_a_summary_line(done, tmp_path, capsys):
     study, _ = done
     path = tmp_path / "tiny.toml"

@@ -42,7 +42,7 @@ from lprcausal.study.progress import StudyProgress, Timer, fmt_seconds
 from lprcausal.study.spec import StudySpec, load_spec, parse_spec
 from lprcausal.study.transplant_design import all_specs, check_match
 from lprcausal.train import EngineOptions, pick_device
-from lprcausal.train.budget import balanced_chunks, cache_members
+from lprcausal.train.budget import balanced_chunks, member_limit
 from lprcausal.train.generic import fusion_choice
 
 STUDY_FILE = "study.json"
@@ -151,14 +151,13 @@ class Study:
                                engine.fuse)
         ids = self.graph.missing(self.ctx.store)[0] or list(self.graph.finds)
         biggest = max(chunks(self.graph, ids, LOCAL_CHUNK), key=len, default=[])
-        cap = engine.max_members or len(biggest) or 1
-        if biggest and engine.max_members is None:
-            spec = self.graph.spec_of(biggest[0])
-            _, model = self.graph.data_model_of(spec)
-            cached = cache_members(model, data.in_shape, data.n_classes, spec.train.batch_size,
-                                   device)
-            cap = min(cap, cached or cap)
-        k = len(balanced_chunks(biggest, cap)[0]) if biggest else 1
+        if not biggest:
+            return choice.describe(1) + f" (on {device})"
+        spec = self.graph.spec_of(biggest[0])
+        _, model = self.graph.data_model_of(spec)
+        limit = member_limit(engine.max_members, model, data.in_shape, data.n_classes,
+                             spec.train.batch_size, device)
+        k = len(balanced_chunks(biggest, min(len(biggest), limit or len(biggest)))[0])
         return choice.describe(k) + f" (on {device})"
 
     def check(self) -> int:

@@ -78,6 +78,15 @@ def cache_members(model_spec, in_shape: tuple, n_classes: int, batch_size: int,
     return max(torch.get_num_threads(), CPU_CACHE_BYTES // max(per_member, 1))
 
 
+def member_limit(max_members: int | None, model_spec, in_shape: tuple, n_classes: int,
+                 batch_size: int, device: torch.device, itemsize: int = 4) -> int | None:
+    """The cap on K besides memory: ``max_members`` when asked for, else the cache budget
+    on the CPU (None: no cap besides memory)."""
+    if max_members is not None:
+        return max_members
+    return cache_members(model_spec, in_shape, n_classes, batch_size, device, itemsize)
+
+
 def balanced_chunks(items: list, cap: int) -> list[list]:
     """``items`` in order, in the fewest chunks of at most ``cap``, sizes differing by <= 1."""
     if not items:
@@ -114,8 +123,6 @@ def group_capacity(job, data, device: torch.device, options) -> int:
             "expected a smaller batch size or a larger memory fraction."
         )
     cap = max(1, budget // need)
-    if options.max_members is not None:
-        return int(min(cap, options.max_members))  # asked for: replaces the cache budget
-    cached = cache_members(job.model, tuple(data.in_shape), data.n_classes,
-                           job.train.batch_size, device, itemsize)
-    return int(cap if cached is None else min(cap, cached))
+    limit = member_limit(options.max_members, job.model, tuple(data.in_shape), data.n_classes,
+                         job.train.batch_size, device, itemsize)
+    return int(cap if limit is None else min(cap, limit))
