@@ -35,6 +35,11 @@ if not torch.cuda.is_available():
 print("torch", torch.__version__, "CUDA", torch.version.cuda, "GPU", torch.cuda.get_device_name(0))' || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 
+# 0. The CPU's bitwise promise on this host (a many-core CPU: a run alone and in any group
+#    must give the same bits; a 16-core Xeon once broke it), answered in seconds.
+step tests_bitwise_cpu 120 "$py" -m pytest -q -rfEs -p no:cacheprovider tests/test_engine_bitwise.py \
+    tests/test_store_integrity.py -k bitwise
+
 # 1. The engine's CUDA tests first (CUDA graphs included), then the ResNet-20 benchmark
 #    against a plain per-run loop, with and without CUDA graphs, in fp32 and bf16.
 step tests_cuda 120 "$py" -m pytest -q -rfEs -p no:cacheprovider tests/test_engine_graphs.py \
