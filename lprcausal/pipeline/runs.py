@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from lprcausal.config import EvalSpec, FindSpec, level_key, matching_level, spec_from_record
@@ -162,6 +164,16 @@ class EvalRun(StoredRun):
     """An eval run: a mask on a find run's weights, retrained with H_eval."""
 
     spec: EvalSpec
+
+    @property
+    def metrics(self) -> dict:
+        """The stored metrics; own-loop eval runs stored before ``final_val_acc`` and
+        ``diverged`` were recorded get them filled in (NaN; diverged when the test accuracy
+        is not finite), so every reader finds the same fields."""
+        m = super().metrics
+        m.setdefault("final_val_acc", math.nan)
+        m.setdefault("diverged", not math.isfinite(m.get("test_acc", math.nan)))
+        return m
 
     def mask(self) -> dict[str, torch.Tensor]:
         return self.store.read_tensors(self.id, "mask.safetensors")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -71,11 +70,7 @@ class RunReader:
         if run_id in self.skipped:
             return None
         if run_id not in self._eval:
-            m = dict(EvalRun(self.store, run_id).metrics)
-            # own-loop eval runs stored before these were recorded lack them
-            m.setdefault("final_val_acc", math.nan)
-            m.setdefault("diverged", not math.isfinite(m.get("test_acc", math.nan)))
-            self._eval[run_id] = m
+            self._eval[run_id] = EvalRun(self.store, run_id).metrics
         return self._eval[run_id]
 
 
