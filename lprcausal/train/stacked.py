@@ -213,10 +213,10 @@ class StackedModel:
         if self._nhwc:
             # ``to`` also copies a tensor whose strides fit both formats (one channel), so
             # oneDNN sees channels-last strides. A fresh copy per call: part of its graph.
+            # Only these slots change per call; the member's other views stay bound.
             for n in self._nhwc:
                 weight = self.members[k][n].to(memory_format=torch.channels_last)
                 _bind(module, n, weight, parameter=True)
-            self._bound = -1  # the copies are not the member's views: rebind next time
             if x.dim() == 4:
                 x = x.to(memory_format=torch.channels_last)
         return module(x)
