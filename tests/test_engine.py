@@ -349,6 +349,19 @@ def test_balanced_chunks_are_as_few_as_the_cap_allows_and_differ_by_at_most_one(
     assert balanced_chunks([], 4) == []
 
 
+def test_chunks_for_a_threaded_step_are_multiples_of_the_thread_count_but_for_the_last():
+    # 111 runs, cap 12, 2 threads: 56 two-member units, the fewest possible; the odd run
+    # goes to the last chunk (unit-free sizes 12 + 11 * 9 would cost 60 units).
+    chunks = balanced_chunks(list(range(111)), 12, 2)
+    assert [len(c) for c in chunks] == [12] * 5 + [10] * 4 + [11]
+    assert sum(chunks, []) == list(range(111))
+    assert [len(c) for c in balanced_chunks(list(range(7)), 3, 2)] == [2, 2, 3]
+    assert [len(c) for c in balanced_chunks(list(range(13)), 4, 4)] == [4, 4, 4, 1]
+    # a cap below the multiple: plain balanced chunks of the cap
+    assert [len(c) for c in balanced_chunks(list(range(5)), 3, 4)] == [3, 2]
+    assert [len(c) for c in balanced_chunks(list(range(11)), 11, 2)] == [11]
+
+
 def test_a_cpu_group_holds_at_most_the_cache_budget_of_activations(monkeypatch):
     # The 1D CNN of MNIST-1D: 860 activation elements per sample (probe), x3 for backward.
     model, per_member = ModelConfig("cnn1d"), 4 * 100 * 860 * 3
@@ -365,6 +378,21 @@ def test_a_cpu_group_holds_at_most_the_cache_budget_of_activations(monkeypatch):
     jobs = make_jobs(small, data, [dict(iterations=2)] * 5, masks=(False,) * 5)
     results = train_many(jobs, data, EngineOptions(device="cpu", progress=False))
     assert [r.group_size for r in results] == [2, 2, 2, 2, 1]
+
+
+def test_the_engine_sizes_cpu_groups_in_whole_threads():
+    # 7 runs, at most 3 per group, 2 threads: groups of 2, 2, 3 (not 3, 2, 2 and a thread
+    # idle for a member of each group of 3 but the last)
+    in_shape, widths = FAMILIES["mlp"]
+    data, model = synthetic(in_shape), ModelConfig("mlp", widths)
+    jobs = make_jobs(model, data, [dict(iterations=2)] * 7, masks=(False,) * 7)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        results = train_many(jobs, data, EngineOptions(device="cpu", progress=False, max_members=3))
+    finally:
+        torch.set_num_threads(threads)
+    assert [r.group_size for r in results] == [2, 2, 2, 2, 3, 3, 3]
 
 
 def test_mask_of_the_wrong_shape_is_rejected():

@@ -92,8 +92,10 @@ def test_a_run_is_bitwise_the_same_alone_in_a_group_of_8_and_in_chunks(family, o
     group = train_many(jobs, data, EngineOptions(fuse=True, **CPU))
     chunks = train_many(jobs[3:], data, EngineOptions(fuse=True, max_members=3, **CPU))
     assert [r.group_size for r in group] == [8] * 8
-    assert [r.group_size for r in chunks] == [3, 3, 3, 2, 2]
+    # chunks of at most 3 in whole threads: 2 + 3 on two threads, 3 + 2 on one
+    sizes = [2, 2, 3, 3, 3] if THREADS[family] == 2 else [3, 3, 3, 2, 2]
+    assert [r.group_size for r in chunks] == sizes
     assert _same(_bits(alone[0]), _bits(group[0]))
-    # member 3 is first of a chunk of 3 here, fourth of the group of 8 above
+    # member 3 is first of a chunk of 2 or 3 here, fourth of the group of 8 above
     assert _same(_bits(chunks[0]), _bits(group[3]))
     assert all(r.execution()["bitwise_as_alone"] for r in group)

@@ -42,7 +42,7 @@ from lprcausal.study.progress import StudyProgress, Timer, fmt_seconds
 from lprcausal.study.spec import StudySpec, load_spec, parse_spec
 from lprcausal.study.transplant_design import all_specs, check_match
 from lprcausal.train import EngineOptions, pick_device
-from lprcausal.train.budget import balanced_chunks, member_limit
+from lprcausal.train.budget import balanced_chunks, member_limit, thread_multiple
 from lprcausal.train.generic import fusion_choice
 
 STUDY_FILE = "study.json"
@@ -157,7 +157,8 @@ class Study:
         _, model = self.graph.data_model_of(spec)
         limit = member_limit(engine.max_members, model, data.in_shape, data.n_classes,
                              spec.train.batch_size, device)
-        k = len(balanced_chunks(biggest, min(len(biggest), limit or len(biggest)))[0])
+        cap = min(len(biggest), limit or len(biggest))
+        k = len(balanced_chunks(biggest, cap, thread_multiple(device))[0])
         return choice.describe(k) + f" (on {device})"
 
     def check(self) -> int:

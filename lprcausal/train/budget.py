@@ -87,18 +87,37 @@ def member_limit(max_members: int | None, model_spec, in_shape: tuple, n_classes
     return cache_members(model_spec, in_shape, n_classes, batch_size, device, itemsize)
 
 
-def balanced_chunks(items: list, cap: int) -> list[list]:
-    """``items`` in order, in the fewest chunks of at most ``cap``, sizes differing by <= 1."""
+def balanced_chunks(items: list, cap: int, multiple: int = 1) -> list[list]:
+    """``items`` in order, in the fewest chunks of at most ``cap`` whose sizes are
+    multiples of ``multiple`` but for the last, as even as that allows.
+
+    ``multiple`` is the CPU's thread count for a batched step: its GEMMs hand each
+    thread whole members, so a group of 9 on 2 threads takes as long as one of 10 (the
+    1D CNN at batch 100: 2.45 ms against 2.56 ms a step; 11 members 3.30 ms, 12 3.27).
+    With ``multiple = 1`` the sizes differ by at most one.
+    """
     if not items:
         return []
+    m = max(1, min(multiple, cap))
+    full, rest = divmod(len(items), m)
     n = -(-len(items) // cap)
-    base, extra = divmod(len(items), n)
+    while True:
+        base, extra = divmod(full, n)
+        sizes = [(base + (i < extra)) * m for i in range(n)]
+        sizes[-1] += rest  # the smallest chunk takes the remainder
+        if sizes[-1] <= cap and all(sizes):
+            break
+        n += 1
     out, start = [], 0
-    for i in range(n):
-        size = base + (i < extra)
+    for size in sizes:
         out.append(items[start : start + size])
         start += size
     return out
+
+
+def thread_multiple(device: torch.device) -> int:
+    """The group sizes that use every CPU thread (a multiple of the thread count), 1 elsewhere."""
+    return torch.get_num_threads() if torch.device(device).type == "cpu" else 1
 
 
 def available_bytes(device: torch.device) -> int:

@@ -34,7 +34,7 @@ from lprcausal.config import ModelConfig
 from lprcausal.data import Dataset
 from lprcausal.errors import LprError, bad_value
 from lprcausal.train.batches import MemberBatches
-from lprcausal.train.budget import balanced_chunks, group_capacity
+from lprcausal.train.budget import balanced_chunks, group_capacity, thread_multiple
 from lprcausal.train.generic import fusion_choice, run_random_state, stack_problem
 from lprcausal.train.graphed import GraphedStep
 from lprcausal.train.jobs import TrainJob, TrainResult
@@ -146,7 +146,8 @@ def train_many(
     """Train every job and return results in the same order.
 
     Compatible jobs (same :func:`group_key`) are fused, in chunks of at most the
-    memory-budget capacity. ``on_result(i, result)`` is called as soon as job ``i``
+    memory-budget capacity (on the CPU, sizes in multiples of the thread count but for
+    the last). ``on_result(i, result)`` is called as soon as job ``i``
     finishes, so callers can store results group by group (a killed process loses at
     most the group in flight).
     """
@@ -166,7 +167,7 @@ def train_many(
         model = jobs[indices[0]].model
         if not fusion_choice(model, data.in_shape, data.n_classes, device, options.fuse).fused:
             cap = 1
-        for chunk in balanced_chunks(indices, cap):
+        for chunk in balanced_chunks(indices, cap, thread_multiple(device)):
             group = [jobs[i] for i in chunk]
             with run_random_state([job.data_seed for job in group], device):
                 out = _train_group(group, data_dev, device, options)
