@@ -186,7 +186,7 @@ class _Conv:
         self.gw_t = w.new_empty(K, k * C, n_out) if k * C < _NARROW else None
         self.first = first
         if not first:
-            self.grad_padded = torch.zeros_like(self.padded)
+            self.grad_padded = torch.empty_like(self.padded)
             self.grad_cols = torch.empty_like(self.cols)
         self.dest: torch.Tensor | None = None
         self.shape = (K, B, self.L_out, n_out)
@@ -218,11 +218,19 @@ class _Conv:
         torch.bmm(gz, self.relaid.w, out=self.grad_cols)
         K, B = self.padded.shape[:2]
         taps = self.grad_cols.view(K, B, self.L_out, self.k, self.C)
-        gp = self.grad_padded
-        gp.zero_()
-        span = self.s * (self.L_out - 1) + 1
-        for j in range(self.k):  # output l read padded position l * s + j
-            gp[:, :, j : j + span : self.s].add_(taps[:, :, :, j])
+        gp, s, n = self.grad_padded, self.s, self.L_out
+        # Output l read padded position l * s + j. Positions of one residue r = j mod s
+        # take taps r, r + s, ... at offsets 0, 1, ...: the first tap is copied in, the
+        # others added, and only positions no first tap covers are zeroed.
+        for r in range(s):
+            positions = gp[:, :, r::s]
+            if r >= self.k:
+                positions.zero_()
+                continue
+            positions[:, :, :n].copy_(taps[:, :, :, r])
+            positions[:, :, n:].zero_()
+            for t, j in enumerate(range(r + s, self.k, s), start=1):
+                positions[:, :, t : t + n].add_(taps[:, :, :, j])
         return gp[:, :, self.p : self.p + self.input.shape[2]]
 
 
