@@ -14,7 +14,7 @@ written out directly. Per layer and step:
   ReLU writes straight into the next layer's input buffer (the next padded buffer, or
   the classifier's channels-last features, whose weight columns are reordered to match
   the stock ``flatten``). Backward: the weight gradient is one ``bmm`` against the
-  saved windows; the input gradient one ``bmm`` plus ``k`` strided adds (col2im).
+  saved windows; the input gradient one ``bmm`` plus ``k`` strided copies and adds (col2im).
 
 Every member's arithmetic is independent of the group it trains in: the same ``bmm``
 per layer whatever K, reductions only within a member. A batched GEMM with at least as
