@@ -10,6 +10,8 @@ would leave ~1e-6 of rounding noise between two correct implementations).
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -330,6 +332,19 @@ def test_auto_fusion_on_the_cpu_skips_models_with_2d_convolutions():
         model = ModelConfig(name=family, widths=widths)
         jobs = make_jobs(model, data, [dict(iterations=2)] * 2, masks=(False, False))
         assert [r.group_size for r in train_many(jobs, data, auto)] == [fused, fused], family
+
+
+def test_deciding_whether_to_fuse_does_not_import_the_compiler():
+    # A model probed under torch.device("meta") sent its initializers through torch._refs,
+    # which imports torch._dynamo: 1-1.5 s added to every command that plans training.
+    code = (
+        "import sys, torch; from lprcausal.config import ModelConfig; "
+        "from lprcausal.train.generic import fusion_choice; "
+        "print(fusion_choice(ModelConfig('lenet5'), (1, 28, 28), 10, torch.device('cpu')).fused, "
+        "'torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
 
 
 def test_group_that_does_not_fit_the_memory_budget_raises_with_the_size_needed():

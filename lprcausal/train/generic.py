@@ -80,7 +80,9 @@ def fusion_choice(
 
 @lru_cache(maxsize=64)
 def _slow_on_cpu(model: ModelConfig, in_shape: tuple, n_classes: int) -> str:
-    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+    # Built on the CPU, not under ``torch.device("meta")``: that context routes the
+    # initializers through torch._refs, whose first use imports torch._dynamo (1-1.5 s).
+    with torch.random.fork_rng(devices=[]):
         net = build_network(model, in_shape, n_classes)
     kinds = sorted({type(m).__name__ for m in net.modules() if isinstance(m, _SLOW_ON_CPU)})
     return "/".join(kinds)
