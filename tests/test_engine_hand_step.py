@@ -69,6 +69,42 @@ def test_hand_step_gives_the_stock_loss_and_gradients(K, name, in_shape, widths)
                 )
 
 
+@pytest.mark.parametrize(
+    ("kernels", "stride", "padding"),
+    # (first conv's kernel, later convs' kernel): the later ones form input gradients
+    [((1, 4), 2, 0), ((2, 1), 3, 1), ((3, 2), 3, 0), ((3, 3), 1, 1), ((5, 5), 2, 2)],
+)
+def test_col2im_covers_every_kernel_stride_and_padding(kernels, stride, padding, monkeypatch):
+    # The input gradient copies the first tap of each stride residue and adds the rest:
+    # residues no tap reaches (stride > kernel) must come out zero, taps beyond the first
+    # must land shifted by whole strides.
+    from lprcausal.models import cnn1d
+
+    monkeypatch.setattr(cnn1d, "STRIDE", stride)
+    monkeypatch.setattr(cnn1d, "PADDING", padding)
+    monkeypatch.setattr(cnn1d, "kernel_size", lambda i: kernels[min(i, 1)])
+    model, in_shape, n_classes, B, K = ModelConfig("cnn1d", (3, 4)), (2, 23), 3, 5, 2
+    states = member_states(model, in_shape, K, n_classes)
+    stacked = StackedModel(model, states, [None] * K, in_shape, n_classes, torch.device("cpu"), F64)
+    step = stacked.hand_step(B)
+    assert step is not None
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(K, B, *in_shape, generator=g, dtype=F64)
+    y = torch.randint(0, n_classes, (K, B), generator=g)
+    for _ in range(2):
+        for layer in step.layers:  # every position must be written: no stale values
+            if hasattr(layer, "grad_padded"):
+                layer.grad_padded.fill_(float("nan"))
+        step(x, y)
+        for k in range(K):
+            _, want_grads = stock_loss_and_grads(model, in_shape, n_classes, states[k], x[k], y[k])
+            grads = dict(zip(stacked.param_names, stacked.grad[k].split(stacked.sizes), strict=True))
+            for name, want in want_grads.items():
+                torch.testing.assert_close(
+                    grads[name].view(want.shape), want, rtol=0, atol=1e-13, msg=name
+                )
+
+
 def test_dead_relu_units_pass_no_gradient():
     model, in_shape, n_classes, B = ModelConfig("mlp", (5,)), (1, 6), 3, 8
     (state,) = member_states(model, in_shape, 1, n_classes)
