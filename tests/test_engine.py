@@ -377,6 +377,17 @@ def test_chunks_for_a_threaded_step_are_multiples_of_the_thread_count_but_for_th
     assert [len(c) for c in balanced_chunks(list(range(11)), 11, 2)] == [11]
 
 
+def test_no_chunk_is_larger_than_the_cap_whatever_the_thread_multiple():
+    # 6 runs, cap 3, 2 threads: three chunks of 2, not 4 + 2 (a chunk over the cap)
+    assert [len(c) for c in balanced_chunks(list(range(6)), 3, 2)] == [2, 2, 2]
+    assert [len(c) for c in balanced_chunks(list(range(10)), 5, 2)] == [4, 4, 2]
+    for n in range(1, 40):
+        for cap in range(1, 13):
+            for multiple in range(1, 6):
+                sizes = [len(c) for c in balanced_chunks(list(range(n)), cap, multiple)]
+                assert sum(sizes) == n and max(sizes) <= cap, (n, cap, multiple, sizes)
+
+
 def test_a_cpu_group_holds_at_most_the_cache_budget_of_activations(monkeypatch):
     # The 1D CNN of MNIST-1D: 860 activation elements per sample (probe), x3 for backward.
     model, per_member = ModelConfig("cnn1d"), 4 * 100 * 860 * 3
@@ -408,6 +419,20 @@ def test_the_engine_sizes_cpu_groups_in_whole_threads():
     finally:
         torch.set_num_threads(threads)
     assert [r.group_size for r in results] == [2, 2, 2, 2, 3, 3, 3]
+
+
+def test_max_members_caps_every_cpu_group_in_whole_threads():
+    # 6 runs, max_members 3, 2 threads: groups of 2, never one of 4 over the cap
+    in_shape, widths = FAMILIES["mlp"]
+    data, model = synthetic(in_shape), ModelConfig("mlp", widths)
+    jobs = make_jobs(model, data, [dict(iterations=2)] * 6, masks=(False,) * 6)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        results = train_many(jobs, data, EngineOptions(device="cpu", progress=False, max_members=3))
+    finally:
+        torch.set_num_threads(threads)
+    assert [r.group_size for r in results] == [2] * 6
 
 
 def test_mask_of_the_wrong_shape_is_rejected():

@@ -105,7 +105,7 @@ def balanced_chunks(items: list, cap: int, multiple: int = 1) -> list[list]:
         base, extra = divmod(full, n)
         sizes = [(base + (i < extra)) * m for i in range(n)]
         sizes[-1] += rest  # the smallest chunk takes the remainder
-        if sizes[-1] <= cap and all(sizes):
+        if all(0 < size <= cap for size in sizes):  # every chunk, not just the last
             break
         n += 1
     out, start = [], 0
