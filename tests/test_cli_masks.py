@@ -261,6 +261,26 @@ def test_transplant_checkpoint_bad_inputs(capsys, store, tmp_path):
     assert "does not exist" in err
 
 
+def test_checkpoint_transplant_refuses_store_to_store_options_it_would_ignore(capsys, store,
+                                                                          tmp_path):
+    # the checkpoint's cells always fine-tune the checkpoint's weights by name: --mode,
+    # --match, --layer-map and --allow-self would be accepted and silently not applied
+    checkpoint(tmp_path)
+    masks = tmp_path / "m.safetensors"
+    base = ["transplant", "--source", "a", "--target", str(tmp_path / "ck.pt"), "--model", "mlp",
+            *MODEL, "--n-samples", "600", "--sparsity", "0.8", "--store", store,
+            "--masks-out", str(masks)]
+    for extra, named in ((["--eval", "--mode", "reinit"], "--mode reinit"),
+                         (["--mode", "rewind"], "--mode rewind"),
+                         (["--match", "position"], "--match position"),
+                         (["--allow-self"], "--allow-self")):
+        err = run(capsys, *base, *extra, code=2)
+        assert named in err and "checkpoint" in err, extra
+        assert not masks.exists()  # refused before anything was written
+    run(capsys, *base)  # without them: the masks are written
+    assert masks.exists()
+
+
 def test_check_transplant_names_a_bad_design_and_cells_a_design_lacks():
     from lprcausal.results.build import transplant_dataset
 

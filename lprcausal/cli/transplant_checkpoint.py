@@ -44,8 +44,26 @@ def checkpoint_target_options(func: Callable) -> Callable:
     return config_options(ModelConfig, "ckpt_model")(wrapper)
 
 
+def _refuse_store_options(mode: str, match: str | None, layer_map: str | None,
+                          allow_self: bool) -> None:
+    """The store-to-store options a checkpoint target cannot apply: an error, not silence."""
+    given = [f"--match {match}"] if match is not None else []
+    given += ["--layer-map"] if layer_map is not None else []
+    given += ["--allow-self"] if allow_self else []
+    source = click.get_current_context().get_parameter_source("mode")
+    if source not in (None, click.core.ParameterSource.DEFAULT):
+        given.insert(0, f"--mode {mode}")
+    if given:
+        raise LprError(
+            f"{', '.join(given)} given with --model (a checkpoint target): these apply to "
+            "transplants between stored runs only; onto a checkpoint the cells always "
+            "fine-tune the checkpoint's own weights, matched to the source's layers by name. "
+            "Expected none of them with --model."
+        )
+
+
 def _run(ckpt: dict, sources, targets, sparsities, config, train_overrides, eval_seeds, out,
-         alphas, controls, ctx, **_ignored) -> None:
+         alphas, controls, ctx, mode, match, layer_map, allow_self) -> None:
     from lprcausal.api.checkpoint_transplant import (
         check_dose_and_controls,
         evaluate_transplant,
@@ -62,6 +80,7 @@ def _run(ckpt: dict, sources, targets, sparsities, config, train_overrides, eval
             f"--model transplants one source run onto one checkpoint: got {len(sources)} "
             f"--source and {len(targets)} --target; expected one of each."
         )
+    _refuse_store_options(mode, match, layer_map, allow_self)
     if (alphas or controls) and not ckpt["ckpt_eval"]:
         raise LprError(
             "--alpha and --control train cells: with --model (a checkpoint target) they need "
