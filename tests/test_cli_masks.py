@@ -281,6 +281,17 @@ def test_checkpoint_transplant_refuses_store_to_store_options_it_would_ignore(ca
     assert masks.exists()
 
 
+def test_checkpoint_options_without_model_are_refused_not_ignored(capsys, store, tmp_path):
+    out = tmp_path / "m.safetensors"
+    base = ["transplant", "--source", "a", "--target", "a", "--allow-self", "--store", store]
+    for extra, named in ((["--masks-out", str(out)], "--masks-out"), (["--eval"], "--eval"),
+                         (["--widths", "24,12"], "--widths"), (["--n-samples", "600"],
+                                                                "--n-samples")):
+        err = run(capsys, *base, *extra, code=2)
+        assert named in err and "without --model" in err, extra
+    assert not out.exists()
+
+
 def test_check_transplant_names_a_bad_design_and_cells_a_design_lacks():
     from lprcausal.results.build import transplant_dataset
 

@@ -7,6 +7,7 @@ state dict read with ``weights_only=True``) and this path runs instead.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ def checkpoint_target_options(func: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         ckpt = {k: kwargs.pop(k) for k in list(kwargs) if k.startswith("ckpt_")}
         if "name" not in ckpt["ckpt_model"]:
+            _refuse_checkpoint_options(ckpt)
             return func(*args, **kwargs)
         return _run(ckpt, **kwargs)
 
@@ -42,6 +44,23 @@ def checkpoint_target_options(func: Callable) -> Callable:
     # --model (and --widths) name the checkpoint's architecture; --dataset what it is for.
     wrapper = config_options(DataConfig, "ckpt_data")(wrapper)
     return config_options(ModelConfig, "ckpt_model")(wrapper)
+
+
+def _refuse_checkpoint_options(ckpt: dict) -> None:
+    """Without --model the checkpoint-only options would be silently ignored: an error."""
+    given = []
+    for cls, key in ((ModelConfig, "ckpt_model"), (DataConfig, "ckpt_data")):
+        flags = {f.name: f.metadata.get("flag") or f"--{f.name.replace('_', '-')}"
+                 for f in dataclasses.fields(cls)}
+        given += [flags[name] for name in ckpt[key]]
+    given += ["--masks-out"] if ckpt["ckpt_masks_out"] is not None else []
+    given += ["--eval"] if ckpt["ckpt_eval"] else []
+    if given:
+        raise LprError(
+            f"{', '.join(given)} given without --model: these describe a checkpoint target "
+            "(a weights file); between stored runs the runs' own model and data are used and "
+            "every cell is trained. Expected --model with them, or none of them."
+        )
 
 
 def _refuse_store_options(mode: str, match: str | None, layer_map: str | None,
