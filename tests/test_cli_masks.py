@@ -292,6 +292,21 @@ def test_checkpoint_options_without_model_are_refused_not_ignored(capsys, store,
     assert not out.exists()
 
 
+def test_checkpoint_eval_options_without_eval_are_refused_not_ignored(capsys, store, tmp_path):
+    # without --eval nothing trains: H_eval, seeds and the results file would go unused
+    checkpoint(tmp_path)
+    masks = tmp_path / "m.safetensors"
+    base = ["transplant", "--source", "a", "--target", str(tmp_path / "ck.pt"), "--model", "mlp",
+            *MODEL, "--n-samples", "600", "--sparsity", "0.8", "--store", store,
+            "--masks-out", str(masks)]
+    for extra, named in ((["--lr", "0.01"], "--lr"), (["--eval-seed", "3"], "--eval-seed"),
+                         (["--out", str(tmp_path / "r.nc")], "--out"),
+                         (["--iterations", "5", "--alpha", "0.5"], "--iterations, --alpha")):
+        err = run(capsys, *base, *extra, code=2)
+        assert named in err and "need --eval" in " ".join(err.split()), extra
+    assert not masks.exists()
+
+
 def test_check_transplant_names_a_bad_design_and_cells_a_design_lacks():
     from lprcausal.results.build import transplant_dataset
 

@@ -46,13 +46,16 @@ def checkpoint_target_options(func: Callable) -> Callable:
     return config_options(ModelConfig, "ckpt_model")(wrapper)
 
 
+def _flags(cls: type, given: dict) -> list[str]:
+    """The command-line flags of the config fields in ``given``."""
+    flags = {f.name: f.metadata.get("flag") or f"--{f.name.replace('_', '-')}"
+             for f in dataclasses.fields(cls)}
+    return [flags[name] for name in given]
+
+
 def _refuse_checkpoint_options(ckpt: dict) -> None:
     """Without --model the checkpoint-only options would be silently ignored: an error."""
-    given = []
-    for cls, key in ((ModelConfig, "ckpt_model"), (DataConfig, "ckpt_data")):
-        flags = {f.name: f.metadata.get("flag") or f"--{f.name.replace('_', '-')}"
-                 for f in dataclasses.fields(cls)}
-        given += [flags[name] for name in ckpt[key]]
+    given = _flags(ModelConfig, ckpt["ckpt_model"]) + _flags(DataConfig, ckpt["ckpt_data"])
     given += ["--masks-out"] if ckpt["ckpt_masks_out"] is not None else []
     given += ["--eval"] if ckpt["ckpt_eval"] else []
     if given:
@@ -100,10 +103,14 @@ def _run(ckpt: dict, sources, targets, sparsities, config, train_overrides, eval
             f"--source and {len(targets)} --target; expected one of each."
         )
     _refuse_store_options(mode, match, layer_map, allow_self)
-    if (alphas or controls) and not ckpt["ckpt_eval"]:
+    trains = _flags(TrainConfig, train_overrides) + [
+        flag for flag, on in (("--config", config), ("--eval-seed", eval_seeds), ("--out", out),
+                              ("--alpha", alphas), ("--control", controls)) if on]
+    if trains and not ckpt["ckpt_eval"]:
         raise LprError(
-            "--alpha and --control train cells: with --model (a checkpoint target) they need "
-            "--eval, which also trains the transplant and the checkpoint's own mask."
+            f"{', '.join(trains)} given without --eval: these set up the trained cells; with "
+            "--model (a checkpoint target) they need --eval, which trains the transplant and "
+            "the checkpoint's own mask (without it only the masks are written)."
         )
     check_dose_and_controls(tuple(alphas), tuple(controls))
     model = ModelConfig.from_dict(ckpt["ckpt_model"], "model")
