@@ -39,3 +39,14 @@ def check_choice(field: str, value: object, choices: Iterable[str]) -> None:
     """Raise the standard 'not known: expected one of ...' error unless ``value`` is a choice."""
     if value not in choices:
         raise LprError(f"{field} = {value!r} is not known: expected one of {', '.join(choices)}.")
+
+
+def check_distinct(flag: str, values: Iterable) -> None:
+    """Raise an error naming the first value of the repeatable ``flag`` given twice."""
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise LprError(f"{flag} {v:g} is given twice: expected distinct values."
+                           if isinstance(v, float) else
+                           f"{flag} {v} is given twice: expected distinct values.")
+        seen.add(v)

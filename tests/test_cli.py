@@ -140,6 +140,13 @@ def test_transplant_bad_sparsity_alpha_and_eval_source(capsys, store):
     err = run(capsys, "transplant", "--source", "a", "--target", "b", "--alpha", "1.5",
               "--store", store, code=2)
     assert "alpha = 1.5" in err
+    # a repeated alpha or control: refused before training, not a traceback after it
+    before = sorted(os.listdir(store))
+    for flag, value in (("--alpha", "0.5"), ("--control", "erk")):
+        err = run(capsys, "transplant", "--source", "a", "--target", "b", flag, value, flag,
+                  value, "--store", store, code=2)
+        assert f"{flag} {value} is given twice" in err, flag
+    assert sorted(os.listdir(store)) == before
     run(capsys, "eval", "a", "--batch-size", "32", "--iterations", "24", "--no-progress",
         "--name", "ev", "--store", store)
     err = run(capsys, "transplant", "--source", "ev", "--target", "b", "--store", store, code=2)

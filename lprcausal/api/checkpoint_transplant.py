@@ -32,7 +32,7 @@ from lprcausal.config import (
     check_sparsity,
     derive_seed,
 )
-from lprcausal.errors import LprError, bad_value, check_choice
+from lprcausal.errors import LprError, bad_value, check_choice, check_distinct
 from lprcausal.models import build_network
 from lprcausal.pipeline import Context, FindRun
 from lprcausal.pipeline.masks import control_mask, interpolated_mask
@@ -126,6 +126,8 @@ def check_dose_and_controls(alphas: tuple[float, ...], controls: tuple[str, ...]
             raise bad_value("--alpha", a, "0 <= alpha <= 1")
     for c in controls:
         check_choice("--control", c, CONTROLS)
+    check_distinct("--alpha", alphas)
+    check_distinct("--control", controls)
 
 
 def evaluate_transplant(

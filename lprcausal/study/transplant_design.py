@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lprcausal.config import CONTROLS, EvalSpec, MaskSpec, TrainConfig
-from lprcausal.errors import LprError
+from lprcausal.errors import LprError, check_distinct
 from lprcausal.pipeline import Context, FindRun
 from lprcausal.pipeline.masks import (
     check_mask_kind,
@@ -134,6 +134,8 @@ def check_design(ctx: Context, design: TransplantDesign) -> None:
             raise LprError(
                 f"control = {c!r} is not known: expected one of {', '.join(CONTROLS)}."
             )
+    check_distinct("--alpha", design.alphas)  # a repeat would be a duplicate coordinate
+    check_distinct("--control", design.controls)
     for a_id, b_id in design.pairs:
         a = FindRun(ctx.store, a_id, "source")
         b = FindRun(ctx.store, b_id, "target")
