@@ -142,7 +142,7 @@ def test_transplant_bad_sparsity_alpha_and_eval_source(capsys, store):
     assert "alpha = 1.5" in err
     # a repeated alpha or control: refused before training, not a traceback after it
     before = sorted(os.listdir(store))
-    for flag, value in (("--alpha", "0.5"), ("--control", "erk")):
+    for flag, value in (("--alpha", "0.5"), ("--control", "erk"), ("--sparsity", "0.5")):
         err = run(capsys, "transplant", "--source", "a", "--target", "b", flag, value, flag,
                   value, "--store", store, code=2)
         assert f"{flag} {value} is given twice" in err, flag

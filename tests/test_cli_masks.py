@@ -241,7 +241,9 @@ def test_checkpoint_dose_and_controls_need_eval_and_valid_values(capsys, store, 
     assert "need --eval" in " ".join(err.split())
     err = run(capsys, *base, "--eval", "--alpha", "1.5", code=2)
     assert "--alpha" in err and "1.5" in err and "0 <= alpha <= 1" in err
-    for flag, value in (("--alpha", "0.5"), ("--control", "erk")):
+    # a repeated seed would count one replicate twice in every test (n inflated)
+    for flag, value in (("--alpha", "0.5"), ("--control", "erk"), ("--eval-seed", "0"),
+                        ("--sparsity", "0.8")):
         err = run(capsys, *base, "--eval", flag, value, flag, value, code=2)
         assert f"{flag} {value} is given twice" in err, flag
     assert not (tmp_path / "m.safetensors").exists()  # refused before anything was written

@@ -16,7 +16,7 @@ import click
 
 from lprcausal.cli.options import config_options
 from lprcausal.config import DataConfig, ModelConfig, TrainConfig
-from lprcausal.errors import LprError
+from lprcausal.errors import LprError, check_distinct
 
 
 def checkpoint_target_options(func: Callable) -> Callable:
@@ -113,6 +113,8 @@ def _run(ckpt: dict, sources, targets, sparsities, config, train_overrides, eval
             "the checkpoint's own mask (without it only the masks are written)."
         )
     check_dose_and_controls(tuple(alphas), tuple(controls))
+    check_distinct("--sparsity", sparsities)  # a repeat: the same cells twice in every test
+    check_distinct("--eval-seed", eval_seeds)
     model = ModelConfig.from_dict(ckpt["ckpt_model"], "model")
     data = DataConfig.from_dict(ckpt["ckpt_data"], "data")
     target = targets[0]

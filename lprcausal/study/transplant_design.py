@@ -136,6 +136,7 @@ def check_design(ctx: Context, design: TransplantDesign) -> None:
             )
     check_distinct("--alpha", design.alphas)  # a repeat would be a duplicate coordinate
     check_distinct("--control", design.controls)
+    check_distinct("--sparsity", design.sparsities)
     for a_id, b_id in design.pairs:
         a = FindRun(ctx.store, a_id, "source")
         b = FindRun(ctx.store, b_id, "target")
