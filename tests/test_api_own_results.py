@@ -167,4 +167,9 @@ def test_own_results_bad_inputs_are_clear_errors_and_store_nothing(tmp_path, ex,
                             store=store)
     with pytest.raises(LprError, match="sparsity = 0.5 is not a level"):
         lpc.transplant_runs(ex.build, ex.train, run.id, other.id, [0.5], store=store)
+    for repeat, message in [(dict(sparsities=[0.8, 0.8]), "sparsities: 0.8 is given twice"),
+                            (dict(alphas=(0.5, 0.5)), "alphas: 0.5 is given twice"),
+                            (dict(controls=("erk", "erk")), "controls: erk is given twice")]:
+        with pytest.raises(LprError, match=message):
+            lpc.transplant_runs(ex.build, ex.train, run.id, other.id, store=store, **repeat)
     assert RunStore(store).run_ids() == before

@@ -61,7 +61,7 @@ from lprcausal.api.own_loop import (
     hparams_json,
 )
 from lprcausal.config import CONTROLS, PruneConfig, check_sparsity, matching_level, spec_hash
-from lprcausal.errors import LprError
+from lprcausal.errors import LprError, check_distinct
 from lprcausal.pipeline import FindRun
 from lprcausal.pipeline.masks import check_same_layers
 from lprcausal.results.check import check_decoupled, check_transplant
@@ -322,6 +322,10 @@ def transplant_runs(
         for s in levels:
             a.level(s, "sparsity")
             b.level(s, "sparsity")
+    # a repeat would train and report the same cells twice (one replicate counted as two)
+    check_distinct("sparsities:", levels)
+    check_distinct("alphas:", [float(al) for al in alphas])
+    check_distinct("controls:", controls)
     for al in alphas:
         if not 0 <= al <= 1:
             raise LprError(f"alpha = {al!r} is not valid: expected 0 <= alpha <= 1.")

@@ -9,7 +9,8 @@ per-group bars (one per fused training group) appear below it.
 
 Without bars but with a ``log`` stream (``study run --no-progress``: stderr, e.g. a batch
 job's log) the same poll writes one plain line whenever runs have finished and
-``LOG_SECONDS`` have passed since the last line, so a long study is never silent:
+``LOG_SECONDS`` have passed since the last line, so a long study's log moves as its
+runs are stored (one long fused group says nothing until its runs are stored):
 ``study x: 45/120 runs, 38% of steps, 1m10s, about 2m left``.
 """
 
