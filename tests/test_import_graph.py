@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,26 @@ def test_figures_use_no_statistics_library():
             bad += [f"{path.name} imports {n}" for n in names
                     if n.split(".")[0] in ("scipy", "statsmodels")]
     assert bad == []
+
+
+def test_the_command_line_loads_the_statistics_libraries_only_when_a_command_needs_them():
+    # Building the commands' options reads lprcausal.stats.defaults only: scipy and
+    # statsmodels (0.7 s) load inside `lprcausal stats` and the transplant report.
+    code = (
+        "import sys, lprcausal.cli, lprcausal.stats as s; "
+        "print(sorted(m for m in ('scipy', 'statsmodels') if m in sys.modules)); "
+        "print(s.paired_t.__module__, s.TestRecord.__module__, 'scipy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [
+        "[]",
+        "lprcausal.stats.paired lprcausal.stats.records True",
+    ]
+
+
+def test_every_name_lprcausal_stats_exports_resolves():
+    import lprcausal.stats as stats
+
+    assert all(callable(getattr(stats, name)) or name.isupper() for name in stats.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'paired_tt'"):
+        _ = stats.paired_tt

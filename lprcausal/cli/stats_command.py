@@ -5,9 +5,7 @@ from __future__ import annotations
 import click
 
 from lprcausal.cli.app import cli
-from lprcausal.stats.analyses import DEFAULT_LEVEL, DEFAULT_TOST_MARGIN
-from lprcausal.stats.render import FORMATS, render
-from lprcausal.stats.report import analyze_results, write_stats
+from lprcausal.stats.defaults import DEFAULT_LEVEL, DEFAULT_TOST_MARGIN, FORMATS
 
 
 @cli.command("stats")
@@ -67,6 +65,10 @@ def stats_command(
     TE = NIE_b + NDE_a = NIE_a + NDE_b; proportion mediated = mean NIE / mean TE.
     A positive effect means b's part raises accuracy.
     """
+    # the analyses (scipy, statsmodels) load here, not with every command
+    from lprcausal.stats.render import render
+    from lprcausal.stats.report import analyze_results, write_stats
+
     result = analyze_results(results_dir, tost_margin=tost_margin, level=level)
     paths = write_stats(results_dir, result) if write else []
     click.echo(render(result, fmt), nl=False)

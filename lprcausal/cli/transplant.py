@@ -27,8 +27,6 @@ from lprcausal.pruning.matching import layer_map_json, parse_layer_map
 from lprcausal.results.io import save_dataset
 from lprcausal.results.read import weight_roles
 from lprcausal.results.schema import CROSS
-from lprcausal.stats.render import render
-from lprcausal.stats.report import analyze
 from lprcausal.study.one_pair import pair_names, run_design
 from lprcausal.study.transplant_design import (
     TransplantDesign,
@@ -184,6 +182,9 @@ def report(ds, path: Path, source_sparsity: list[float]) -> None:
     for j, s in enumerate(float(v) for v in ds["sparsity"].values):
         _print_means(one, j, s, roles)
         _print_sparsity(one, j, source_sparsity[j], roles)
+    from lprcausal.stats.render import render  # scipy / statsmodels: only when reporting
+    from lprcausal.stats.report import analyze
+
     result = analyze({"transplant": ds}, source=str(path))
     result.warnings = [w for w in result.warnings if not w.startswith("no decoupled.nc")]
     click.echo("\n" + render(result, "table"), nl=False)

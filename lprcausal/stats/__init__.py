@@ -7,45 +7,47 @@ before claiming no effect, Page's test and per-seed slopes for dose-response,
 Holm within pre-registered families and Benjamini-Hochberg across exploratory grids.
 """
 
-from lprcausal.results.schema import CONTRASTS
-from lprcausal.stats.anova import factorial_anova, within_seed_anova
-from lprcausal.stats.mediation import (
-    PRIMARY,
-    fieller_interval,
-    mean_nie,
-    mediation_tests,
-    nie_test,
-    proportion_mediated,
-    transplant_contrasts,
-)
-from lprcausal.stats.multiple import adjust, adjust_records
-from lprcausal.stats.paired import min_sign_flip_p, paired_t, sign_flip_test, tost_paired
-from lprcausal.stats.ranking import rank_agreement
-from lprcausal.stats.records import TestRecord, records_to_dataset
-from lprcausal.stats.trend import isotonic_fit, page_trend, per_seed_slopes, slope_test
+from __future__ import annotations
 
-__all__ = [
-    "CONTRASTS",
-    "PRIMARY",
-    "TestRecord",
-    "adjust",
-    "adjust_records",
-    "factorial_anova",
-    "fieller_interval",
-    "isotonic_fit",
-    "mean_nie",
-    "mediation_tests",
-    "nie_test",
-    "min_sign_flip_p",
-    "page_trend",
-    "paired_t",
-    "per_seed_slopes",
-    "proportion_mediated",
-    "rank_agreement",
-    "records_to_dataset",
-    "sign_flip_test",
-    "slope_test",
-    "tost_paired",
-    "transplant_contrasts",
-    "within_seed_anova",
-]
+import importlib
+
+# name -> the module that defines it. Loaded on first use (PEP 562), so that importing a
+# light submodule (``lprcausal.stats.defaults``, for the command line's options) does not
+# load scipy and statsmodels.
+_WHERE = {
+    "CONTRASTS": "lprcausal.results.schema",
+    "PRIMARY": "lprcausal.stats.mediation",
+    "TestRecord": "lprcausal.stats.records",
+    "adjust": "lprcausal.stats.multiple",
+    "adjust_records": "lprcausal.stats.multiple",
+    "factorial_anova": "lprcausal.stats.anova",
+    "fieller_interval": "lprcausal.stats.mediation",
+    "isotonic_fit": "lprcausal.stats.trend",
+    "mean_nie": "lprcausal.stats.mediation",
+    "mediation_tests": "lprcausal.stats.mediation",
+    "nie_test": "lprcausal.stats.mediation",
+    "min_sign_flip_p": "lprcausal.stats.paired",
+    "page_trend": "lprcausal.stats.trend",
+    "paired_t": "lprcausal.stats.paired",
+    "per_seed_slopes": "lprcausal.stats.trend",
+    "proportion_mediated": "lprcausal.stats.mediation",
+    "rank_agreement": "lprcausal.stats.ranking",
+    "records_to_dataset": "lprcausal.stats.records",
+    "sign_flip_test": "lprcausal.stats.paired",
+    "slope_test": "lprcausal.stats.trend",
+    "tost_paired": "lprcausal.stats.paired",
+    "transplant_contrasts": "lprcausal.stats.mediation",
+    "within_seed_anova": "lprcausal.stats.anova",
+}
+__all__ = sorted(_WHERE)
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

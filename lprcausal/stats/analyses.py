@@ -36,9 +36,10 @@ from lprcausal.stats.decoupling import (
     lpr_omnibus,
     lpr_tests,
 )
+from lprcausal.stats.defaults import DEFAULT_LEVEL, DEFAULT_TOST_MARGIN
 from lprcausal.stats.multiple import adjust_records
 from lprcausal.stats.records import NAN, TestRecord
-from lprcausal.stats.schema import DEFAULT_LEVEL, DEFAULT_TOST_MARGIN, diverged_summary
+from lprcausal.stats.schema import diverged_summary
 from lprcausal.stats.transplants import (
     anova_dataset,
     b_only_notes,

@@ -26,10 +26,11 @@ from lprcausal.results.read import (
     reference_h_find,
     same_runs,
 )
+from lprcausal.stats.defaults import DEFAULT_LEVEL
 from lprcausal.stats.paired import no_interval, paired_t, permutation_record
 from lprcausal.stats.ranking import rank_agreement
 from lprcausal.stats.records import NAN, TestRecord, join_notes
-from lprcausal.stats.schema import DEFAULT_LEVEL, nan_mean, tag
+from lprcausal.stats.schema import nan_mean, tag
 
 # Label permutations for the LPR omnibus test: exact when there are at most this many
 # distinct arrangements, else this many random ones.

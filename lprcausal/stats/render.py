@@ -22,9 +22,9 @@ import xarray as xr
 from lprcausal.errors import LprError
 from lprcausal.results.schema import CORRECTION_NAMES
 from lprcausal.stats import analyses
+from lprcausal.stats.defaults import FORMATS
 from lprcausal.stats.report import COORDS, SELECTION, StatsResult
 
-FORMATS = ("table", "csv", "json", "latex", "markdown")
 FIELDS = (
     "estimate",
     "ci_low",

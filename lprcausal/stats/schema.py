@@ -1,4 +1,4 @@
-"""Shared defaults and helpers of the dataset-level analyses.
+"""Shared helpers of the dataset-level analyses (their defaults: :mod:`lprcausal.stats.defaults`).
 
 The Datasets they read are checked by :mod:`lprcausal.results.check` (the schema is
 :mod:`lprcausal.results.schema`).
@@ -10,10 +10,6 @@ import numpy as np
 import xarray as xr
 
 from lprcausal.stats.records import TestRecord, join_notes
-
-DEFAULT_LEVEL = 0.95
-# One accuracy point: direct effects inside +-1 point count as "no effect" (TOST).
-DEFAULT_TOST_MARGIN = 0.01
 
 
 def tag(rec: TestRecord, family: str, coords: dict, note: str = "") -> TestRecord:

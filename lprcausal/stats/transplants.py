@@ -19,11 +19,12 @@ from lprcausal.results.schema import CONTRASTS
 from lprcausal.stats.anova import FORMULA as ANOVA_FORMULA
 from lprcausal.stats.anova import TERMS as ANOVA_TERMS
 from lprcausal.stats.anova import within_seed_anova
+from lprcausal.stats.defaults import DEFAULT_LEVEL, DEFAULT_TOST_MARGIN
 from lprcausal.stats.mediation import mediation_tests, nie_b_test, nie_test, proportion_mediated
 from lprcausal.stats.mediation import transplant_contrasts as _contrasts
 from lprcausal.stats.paired import paired_t, tost_paired
 from lprcausal.stats.records import TestRecord
-from lprcausal.stats.schema import DEFAULT_LEVEL, DEFAULT_TOST_MARGIN, nan_mean, tag
+from lprcausal.stats.schema import nan_mean, tag
 from lprcausal.stats.trend import isotonic_fit, page_trend, per_seed_slopes, slope_test
 
 
