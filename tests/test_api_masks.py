@@ -274,3 +274,46 @@ def test_import_lprcausal_stays_light():
     code = "import sys, lprcausal; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_load_masks_reads_torch_prune_files(tmp_path):
+    """A state_dict of a model pruned with torch.nn.utils.prune (``<name>_orig`` weights,
+    float ``<name>_mask`` buffers, biases) and a file of only its ``_mask`` buffers both
+    load as the masks ``from_torch_prune`` reads, keyed by the parameters' own names."""
+    from safetensors.torch import save_file
+
+    net = small_cnn()
+    masks = lpc.global_magnitude_masks(net, 0.8)
+    pruned = lpc.to_torch_prune(small_cnn(), masks)
+    state = {k: v.contiguous() for k, v in pruned.state_dict().items()}
+    assert any(k.endswith("_orig") for k in state)
+    save_file(state, str(tmp_path / "state.safetensors"))
+    only = {k: v for k, v in state.items() if k.endswith("_mask")}
+    assert all(v.dtype == torch.float32 for v in only.values())
+    save_file(only, str(tmp_path / "only.safetensors"))
+    for name in ("state", "only"):
+        back = lpc.load_masks(tmp_path / f"{name}.safetensors", net)
+        assert sorted(back) == sorted(masks)
+        assert all(back[n].dtype == torch.bool and torch.equal(back[n], masks[n]) for n in masks)
+    bad = dict(only, **{"0.weight_mask": torch.full((4, 1, 3, 3), 0.5)})
+    save_file(bad, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(LprError, match=r"'0.weight_mask'.*values other than 0 and 1"):
+        lpc.load_masks(tmp_path / "bad.safetensors")
+
+
+def test_load_masks_with_a_malformed_names_header_uses_file_order(tmp_path):
+    from safetensors.torch import save_file
+
+    masks = {"b": torch.tensor([True, False]), "a": torch.tensor([False])}
+    for i, names in enumerate(["not json", '[1, "a"]', '{"a": 1}', '["a", "a"]']):
+        save_file(masks, str(tmp_path / f"{i}.safetensors"), metadata={"names": names})
+        back = lpc.load_masks(tmp_path / f"{i}.safetensors")
+        assert sorted(back) == ["a", "b"]
+        assert all(torch.equal(back[n], masks[n]) for n in masks)
+
+
+def test_save_masks_accepts_masks_that_share_memory(tmp_path):
+    shared = torch.tensor([True, False, True])
+    path = lpc.save_masks(tmp_path / "m.safetensors", {"a": shared, "b": shared})
+    back = lpc.load_masks(path)
+    assert list(back) == ["a", "b"] and all(torch.equal(back[n], shared) for n in back)

@@ -66,7 +66,9 @@ def save_masks(path: str | os.PathLike, masks: Mapping[str, torch.Tensor], **met
                 f"metadata {key} = {value!r} is not valid: expected a JSON value "
                 "(string, number, bool, list, dict)."
             ) from None
-    tensors = {n: m.detach().cpu().contiguous() for n, m in masks.items()}
+    # clone: safetensors refuses two names on one storage (e.g. one mask object reused).
+    tensors = {n: m.detach().cpu().clone(memory_format=torch.contiguous_format)
+               for n, m in masks.items()}
     path = Path(path)
     atomic_write_bytes(path, save(tensors, metadata=header))
     return path
@@ -104,15 +106,20 @@ def load_masks(
 
     Every tensor must be boolean. With ``model_or_params`` the masks must cover exactly
     names of its parameters with their shapes; the error names the first mismatches.
+
+    A file in the layout of ``torch.nn.utils.prune`` (its ``state_dict``: ``<name>_orig``
+    beside a ``<name>_mask`` buffer, or only the ``<name>_mask`` buffers) is read as the
+    masks ``<name> -> (<name>_mask != 0)``, as :func:`~lprcausal.from_torch_prune` reads a
+    pruned module; its other tensors (weights, biases) are not masks and are skipped. The
+    buffers must hold only 0 and 1.
     """
     path = Path(path)
     with _open(path) as fh:
         keys = list(fh.keys())
-        names = (fh.metadata() or {}).get("names")
-        order = json.loads(names) if names else keys
-        if sorted(order) != sorted(keys):
-            order = keys
-        masks = {n: fh.get_tensor(n) for n in order}
+        header = fh.metadata() or {}
+        masks = {n: fh.get_tensor(n) for n in _header_order(header.get("names"), keys)}
+    if header.get("format") != FORMAT and _torch_prune_layout(keys):
+        masks = _from_torch_prune_state(masks, path)
     for n, m in masks.items():
         if m.dtype != torch.bool:
             raise LprError(
@@ -122,6 +129,39 @@ def load_masks(
     if model_or_params is not None:
         check_fits(masks, model_or_params, f"masks file {str(path)!r}")
     return masks
+
+
+def _header_order(names: str | None, keys: list[str]) -> list[str]:
+    """The names listed by the header if they are exactly the file's tensors, else ``keys``."""
+    try:
+        listed = json.loads(names) if names else None
+    except ValueError:
+        return keys
+    ok = isinstance(listed, list) and all(isinstance(n, str) for n in listed)
+    return listed if ok and sorted(listed) == sorted(keys) else keys
+
+
+def _torch_prune_layout(keys: list[str]) -> bool:
+    """True for a ``torch.nn.utils.prune`` state: a ``<name>_mask`` beside ``<name>_orig``,
+    or nothing but ``<name>_mask`` tensors."""
+    masks = [k for k in keys if k.endswith("_mask")]
+    if not masks:
+        return False
+    return len(masks) == len(keys) or any(f"{k[:-5]}_orig" in keys for k in masks)
+
+
+def _from_torch_prune_state(tensors: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, t in tensors.items():
+        if not key.endswith("_mask"):
+            continue
+        if not bool(((t == 0) | (t == 1)).all()):
+            raise LprError(
+                f"masks file {str(path)!r}: torch.nn.utils.prune buffer {key!r} holds values "
+                "other than 0 and 1: expected a mask (1 = weight kept, 0 = removed)."
+            )
+        out[key[: -len("_mask")]] = t != 0
+    return out
 
 
 def check_fits(masks: Mapping[str, torch.Tensor], model_or_params: ModelOrParams, what: str) -> None:
