@@ -213,3 +213,26 @@ def test_killed_writer_leaves_no_run(ctx):
     assert not ctx.store.exists(run_id)
     assert not ctx.store.run_dir(run_id).exists()
     shutil.rmtree(ctx.store.root / ".tmp", ignore_errors=True)
+
+
+def test_interp_and_controls_keep_a_layer_the_lpr_empties():
+    """A source mask that empties a layer (global pruning may) interpolates at alpha 0 to
+    that mask's LPR exactly, as its transplant does; an allocation that empties a layer
+    (uniform on a one-weight layer) gives its exact total instead of an error."""
+    from lprcausal.pipeline.masks import control_mask, interpolated_mask
+    from lprcausal.pruning import count_removed, global_magnitude_masks, layerwise_ratios
+
+    torch.manual_seed(0)
+    weights = {"a": torch.randn(4, 3) * 0.01, "b": torch.randn(6, 3)}
+    source = global_magnitude_masks(weights, 0.6)
+    assert count_removed(source)["a"] == 12
+    other = {n: torch.ones_like(m) for n, m in source.items()}
+    other["b"][:, :] = False
+    other["b"][0, :2] = True
+    lpr_a, lpr_b = layerwise_ratios(source), layerwise_ratios(other)
+    for alpha, want in ((0.0, source), (1.0, other)):
+        got = interpolated_mask(weights, lpr_a, lpr_b, alpha)
+        assert count_removed(got) == count_removed(want)
+    tiny = {"a": torch.randn(1), "b": torch.randn(10)}
+    mask = control_mask("uniform", tiny, None, 0.9, 0)
+    assert sum(count_removed(mask).values()) == removal_count(0.9, 11)

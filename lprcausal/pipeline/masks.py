@@ -140,7 +140,9 @@ def control_mask(kind: str, weights: dict[str, torch.Tensor], own: dict | None, 
     ``shuffle`` / ``random`` keep ``own`` (the weights' own mask) per-layer counts at random
     positions, drawn from ``seed``."""
     if kind in ("uniform", "erk", "lamp"):
-        return layerwise_magnitude_masks(weights, allocate_ratios(kind, weights, sparsity))
+        # The allocation's counts are exact and may empty a layer (as global pruning may).
+        ratios = allocate_ratios(kind, weights, sparsity)
+        return layerwise_magnitude_masks(weights, ratios, allow_empty_layers=True)
     if own is None:
         raise ValueError(f"control {kind!r} needs the weights' own mask")
     if kind == "shuffle":
@@ -152,9 +154,12 @@ def control_mask(kind: str, weights: dict[str, torch.Tensor], own: dict | None, 
 
 def interpolated_mask(weights: dict[str, torch.Tensor], lpr_a: dict[str, float],
                       lpr_b: dict[str, float], alpha: float) -> dict[str, torch.Tensor]:
-    """``weights`` pruned by magnitude per layer at the LPR ``(1 - alpha) * a + alpha * b``."""
+    """``weights`` pruned by magnitude per layer at the LPR ``(1 - alpha) * a + alpha * b``.
+
+    A layer is emptied only where an end empties it (as a transplant of that end would)."""
     n_params = {n: w.numel() for n, w in weights.items()}
-    return layerwise_magnitude_masks(weights, interpolate_ratios(lpr_a, lpr_b, alpha, n_params))
+    ratios = interpolate_ratios(lpr_a, lpr_b, alpha, n_params)
+    return layerwise_magnitude_masks(weights, ratios, allow_empty_layers=True)
 
 
 def _other(store, run_id: str | None, find: FindRun, field: str, cross_ok: bool = False
