@@ -326,3 +326,15 @@ def test_check_transplant_names_a_bad_design_and_cells_a_design_lacks():
     with pytest.raises(LprError, match=r"pair 'a->ck.pt' has design 'checkpoint' but accuracies "
                                        r"in cells of weights \['a'\]: expected NaN"):
         check_transplant(ds)
+
+
+def test_import_of_a_file_without_masks_is_refused(capsys, tmp_path):
+    from safetensors.torch import save_file
+
+    empty = tmp_path / "empty.safetensors"
+    save_file({}, str(empty))
+    path = str(tmp_path / "runs")
+    err = run(capsys, "masks", "import", str(empty), "--model", "mlp", *MODEL, "--n-samples",
+              "600", "--name", "e", "--store", path, code=2)
+    assert "holds no masks" in err and "Traceback" not in err
+    assert RunStore(path).run_ids() == []

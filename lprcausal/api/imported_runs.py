@@ -75,6 +75,11 @@ def import_masks(
     its id. ``sparsity`` labels its level and must match the file's removal count exactly
     (``round(s * N)``); default: the file's own sparsity."""
     masks = load_masks(path)
+    if not masks:
+        raise LprError(
+            f"masks file {str(path)!r} holds no masks: expected at least one bool tensor "
+            "named after a parameter of the model (True = weight kept)."
+        )
     model, data = resolve_model(model), resolve_data(data)  # user code: its identity
     dataset = ctx.dataset(data)
     net = build_network(model, dataset.in_shape, dataset.n_classes)
