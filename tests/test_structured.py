@@ -226,3 +226,10 @@ def test_expansion_in_a_resnet_zeroes_batchnorm_and_leaves_the_residual_stream()
     assert not bool(masks["layer2.0.conv2.weight"][:, 1].any())
     assert bool(masks["layer2.0.conv2.weight"][:, [0, 2, 3]].all())
     assert "layer2.0.bn2.weight" not in masks and "conv1.weight" not in masks
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "1"])
+def test_layerwise_unit_masks_refuses_a_count_that_is_not_a_whole_number(bad):
+    weights = {"a": torch.randn(4, 3), "b": torch.randn(3, 2)}
+    with pytest.raises(LprError, match=r"unit count for layer 'a' = .* non-negative integer"):
+        layerwise_unit_masks(weights, {"a": bad, "b": 0})

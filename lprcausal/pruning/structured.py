@@ -23,7 +23,13 @@ import torch
 
 from lprcausal.errors import LprError, bad_value
 from lprcausal.models.units import UnitLayer
-from lprcausal.pruning._checks import check_fraction, check_no_nan, check_same_names, format_names
+from lprcausal.pruning._checks import (
+    check_count,
+    check_fraction,
+    check_no_nan,
+    check_same_names,
+    format_names,
+)
 from lprcausal.pruning.layerwise import largest_remainder, layer_counts
 from lprcausal.pruning.masks import Masks, count_removed, prune_lowest, removal_count
 
@@ -146,10 +152,11 @@ def layerwise_unit_masks(
     index, earlier first). Normalizing is irrelevant within one layer, so not an option.
     Raises :class:`LprError` for names that differ from ``weights`` or a layer emptied."""
     check_same_names(counts, weights, "unit counts", "the unit layers")
-    _check_not_emptied(_n_units(weights), counts, "unit count")
+    checked = {n: check_count(f"unit count for layer {n!r}", counts[n]) for n in weights}
+    _check_not_emptied(_n_units(weights), checked, "unit count")
     scores = unit_scores(weights, norm)
     return {
-        n: prune_lowest({n: scores[n]}, int(counts[n]))[n].to(w.device) for n, w in weights.items()
+        n: prune_lowest({n: scores[n]}, checked[n])[n].to(w.device) for n, w in weights.items()
     }
 
 
