@@ -317,3 +317,13 @@ def test_save_masks_accepts_masks_that_share_memory(tmp_path):
     path = lpc.save_masks(tmp_path / "m.safetensors", {"a": shared, "b": shared})
     back = lpc.load_masks(path)
     assert list(back) == ["a", "b"] and all(torch.equal(back[n], shared) for n in back)
+
+
+def test_save_masks_to_a_path_it_cannot_write_is_a_clear_error(tmp_path):
+    masks = {"a": torch.tensor([True, False])}
+    (tmp_path / "file").write_text("x")
+    for bad in (tmp_path, tmp_path / "file" / "m.safetensors"):
+        with pytest.raises(LprError, match=r"cannot write the masks file .*expected a file path"):
+            lpc.save_masks(bad, masks)
+    assert (tmp_path / "file").read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

@@ -70,7 +70,13 @@ def save_masks(path: str | os.PathLike, masks: Mapping[str, torch.Tensor], **met
     tensors = {n: m.detach().cpu().clone(memory_format=torch.contiguous_format)
                for n, m in masks.items()}
     path = Path(path)
-    atomic_write_bytes(path, save(tensors, metadata=header))
+    try:
+        atomic_write_bytes(path, save(tensors, metadata=header))
+    except OSError as exc:
+        raise LprError(
+            f"cannot write the masks file {str(path)!r} ({exc.strerror or exc}): expected a "
+            "file path in a folder that exists or can be created and is writable."
+        ) from None
     return path
 
 
