@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -211,10 +211,18 @@ def save_compact(
     tensors = {f"state/{k}": v.detach().cpu().contiguous() for k, v in small.state_dict().items()}
     tensors.update({f"units/{k}": v.detach().cpu().contiguous() for k, v in unit_masks.items()})
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    save_file(tensors, str(tmp), metadata={"build": json.dumps(dict(build))})
-    os.replace(tmp, out)  # atomic: a reader never sees half a file
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(tmp), metadata={"build": json.dumps(dict(build))})
+        os.replace(tmp, out)  # atomic: a reader never sees half a file
+    except OSError as exc:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise LprError(
+            f"cannot write the compact model to {str(out)!r} ({exc.strerror or exc}): expected "
+            "a file path in a folder that exists or can be created and is writable."
+        ) from None
     return small
 
 
@@ -222,9 +230,18 @@ def load_compact(path: str | Path) -> nn.Module:
     """The compact model written by :func:`save_compact` (on the CPU, in eval mode)."""
     from lprcausal.models import build_model
 
-    with safe_open(str(path), "pt") as fh:
-        meta = fh.metadata() or {}
-        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    if not Path(path).is_file():
+        raise LprError(f"compact model file {str(path)!r} does not exist: expected a "
+                       "safetensors file written by `lprcausal lpr --export-compact`.")
+    try:
+        with safe_open(str(path), "pt") as fh:
+            meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise LprError(
+            f"compact model file {str(path)!r} is not a readable safetensors file ({exc}): "
+            "expected a file written by `lprcausal lpr --export-compact`."
+        ) from None
     if "build" not in meta:
         raise LprError(
             f"The file {str(path)!r} has no 'build' metadata: expected a compact model "

@@ -167,3 +167,24 @@ def test_compaction_and_unit_masks_stay_on_the_cuda_device():
     small = compact_model(net, units).eval()
     x = torch.randn(2, 3, 16, 16, device="cuda")
     torch.testing.assert_close(small(x), _masked(net, units).eval()(x))
+
+
+def test_compact_files_bad_paths_are_clear_errors(tmp_path):
+    from lprcausal.compact import load_compact, save_compact
+
+    net = build_model("mlp", (1, 40), 10, widths=(6, 4))
+    units = {"hidden.0.weight": torch.tensor([True, False] * 3),
+             "hidden.1.weight": torch.tensor([True, True, False, True])}
+    build = {"name": "mlp", "in_shape": [1, 40], "n_classes": 10, "widths": [6, 4]}
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(LprError, match=r"cannot write the compact model .*file"):
+        save_compact(tmp_path / "file" / "small.safetensors", net, units, build)
+    assert (tmp_path / "file").read_text() == "x"
+    with pytest.raises(LprError, match=r"does not exist"):
+        load_compact(tmp_path / "absent.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x80\x04not a safetensors file")
+    with pytest.raises(LprError, match=r"not a readable safetensors file"):
+        load_compact(tmp_path / "junk.safetensors")
+    small = save_compact(tmp_path / "ok.safetensors", net, units, build)
+    x = torch.randn(3, 1, 40)
+    torch.testing.assert_close(load_compact(tmp_path / "ok.safetensors")(x), small.eval()(x))
