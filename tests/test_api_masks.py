@@ -287,8 +287,9 @@ def test_load_masks_reads_torch_prune_files(tmp_path):
     pruned = lpc.to_torch_prune(small_cnn(), masks)
     state = {k: v.contiguous() for k, v in pruned.state_dict().items()}
     assert any(k.endswith("_orig") for k in state)
+    state["attn_mask"] = torch.randn(3, 3)  # a model's own buffer, not a pruning mask
     save_file(state, str(tmp_path / "state.safetensors"))
-    only = {k: v for k, v in state.items() if k.endswith("_mask")}
+    only = {k: v for k, v in state.items() if k.endswith("weight_mask")}
     assert all(v.dtype == torch.float32 for v in only.values())
     save_file(only, str(tmp_path / "only.safetensors"))
     for name in ("state", "only"):

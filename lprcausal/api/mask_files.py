@@ -116,7 +116,8 @@ def load_masks(
     A file in the layout of ``torch.nn.utils.prune`` (its ``state_dict``: ``<name>_orig``
     beside a ``<name>_mask`` buffer, or only the ``<name>_mask`` buffers) is read as the
     masks ``<name> -> (<name>_mask != 0)``, as :func:`~lprcausal.from_torch_prune` reads a
-    pruned module; its other tensors (weights, biases) are not masks and are skipped. The
+    pruned module; its other tensors (weights, biases, buffers without an ``_orig``) are
+    skipped. The
     buffers must hold only 0 and 1.
     """
     path = Path(path)
@@ -124,8 +125,9 @@ def load_masks(
         keys = list(fh.keys())
         header = fh.metadata() or {}
         masks = {n: fh.get_tensor(n) for n in _header_order(header.get("names"), keys)}
-    if header.get("format") != FORMAT and _torch_prune_layout(keys):
-        masks = _from_torch_prune_state(masks, path)
+    mask_keys = _torch_prune_masks(keys) if header.get("format") != FORMAT else []
+    if mask_keys:
+        masks = _from_torch_prune_state(masks, mask_keys, path)
     for n, m in masks.items():
         if m.dtype != torch.bool:
             raise LprError(
@@ -147,19 +149,22 @@ def _header_order(names: str | None, keys: list[str]) -> list[str]:
     return listed if ok and sorted(listed) == sorted(keys) else keys
 
 
-def _torch_prune_layout(keys: list[str]) -> bool:
-    """True for a ``torch.nn.utils.prune`` state: a ``<name>_mask`` beside ``<name>_orig``,
-    or nothing but ``<name>_mask`` tensors."""
+def _torch_prune_masks(keys: list[str]) -> list[str]:
+    """The mask keys of a ``torch.nn.utils.prune`` state: each ``<name>_mask`` beside a
+    ``<name>_orig`` (other ``_mask`` tensors are the model's own buffers), or every key
+    when all end in ``_mask``; empty for any other file."""
     masks = [k for k in keys if k.endswith("_mask")]
-    if not masks:
-        return False
-    return len(masks) == len(keys) or any(f"{k[:-5]}_orig" in keys for k in masks)
+    if masks and len(masks) == len(keys):
+        return masks
+    return [k for k in masks if f"{k[: -len('_mask')]}_orig" in keys]
 
 
-def _from_torch_prune_state(tensors: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+def _from_torch_prune_state(
+    tensors: dict[str, torch.Tensor], mask_keys: list[str], path: Path
+) -> dict[str, torch.Tensor]:
     out = {}
     for key, t in tensors.items():
-        if not key.endswith("_mask"):
+        if key not in mask_keys:
             continue
         if not bool(((t == 0) | (t == 1)).all()):
             raise LprError(
