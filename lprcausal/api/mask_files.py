@@ -117,8 +117,7 @@ def load_masks(
     beside a ``<name>_mask`` buffer, or only the ``<name>_mask`` buffers) is read as the
     masks ``<name> -> (<name>_mask != 0)``, as :func:`~lprcausal.from_torch_prune` reads a
     pruned module; its other tensors (weights, biases, buffers without an ``_orig``) are
-    skipped. The
-    buffers must hold only 0 and 1.
+    skipped. The mask buffers must hold only 0 and 1.
     """
     path = Path(path)
     with _open(path) as fh:
