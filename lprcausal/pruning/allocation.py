@@ -2,7 +2,9 @@
 
 Every scheme returns ratios that are exactly realizable (``count / n`` per layer, with
 the counts summing to ``removal_count(sparsity, N)``), so
-``layerwise_magnitude_masks(params, allocate_ratios(...))`` hits the total exactly.
+``layerwise_magnitude_masks(params, allocate_ratios(...), allow_empty_layers=True)`` hits
+the total exactly (a scheme may give a layer ratio 1, e.g. uniform on a one-weight layer
+at high sparsity, or LAMP/global at extreme sparsity).
 ``interpolate_ratios`` mixes two LPRs for dose-response studies.
 """
 
