@@ -218,6 +218,18 @@ BAD = {
         {"stats": {"reference_h_eval": "coupled"}},
         ["stats.reference_h_eval = 'coupled'", "a fixed H_eval", "'lr=0.05'"],
     ),
+    # "coupled" names the arm whose H_eval is each row's H_find: results and stats read a
+    # fixed H_eval of that label as coupled (every cell is_coupled, no reference)
+    "fixed_h_eval_labelled_coupled": (
+        {"eval": {"coupled": False, "train": {"lr": 0.05}, "label": "coupled"},
+         "transplant": None},
+        ["eval.label = 'coupled'", "coupled arm", "another label"],
+    ),
+    "eval_point_labelled_coupled": (
+        {"eval": {"points": [{"lr": 0.05, "label": "coupled"}, {"lr": 0.1}]},
+         "transplant": None},
+        ["eval.points[0].label = 'coupled'", "coupled arm", "another label"],
+    ),
     "bad_seeds": ({"study": {"seeds": 0}}, ["study.seeds = 0", "replicates"]),
     "missing_find_table": ({"find": None}, ["[find] is missing"]),
     "unknown_eval_mode": (

@@ -487,7 +487,11 @@ def _eval_points(
                 "eval.label names the single fixed H_eval: with eval.grid or "
                 "eval.points, label the points themselves."
             )
-        out += _points(table, base_h.to_dict() if fixed is not None else find_base, "eval")
+        points = _points(table, base_h.to_dict() if fixed is not None else find_base, "eval")
+        for i, p in enumerate(points):
+            if p.label == COUPLED and "points" in table:
+                _not_coupled(p.label, f"eval.points[{i}].label")
+        out += points
     elif fixed is not None:
         label = table.get("label")
         if label is None:
@@ -497,6 +501,7 @@ def _eval_points(
             fields = ()
             if not isinstance(label, str) or not label.strip():
                 raise bad_value("eval.label", label, "a non-empty string")
+            _not_coupled(label, "eval.label")
         out.append(HPoint(label, base_h, fields))
     elif "label" in table:
         raise LprError(
@@ -510,6 +515,16 @@ def _eval_points(
         )
     _check_unique(tuple(out), "[eval]")
     return tuple(out)
+
+
+def _not_coupled(label: str, where: str) -> None:
+    """A fixed H_eval may not take the label of the coupled arm: results and stats read
+    an h_eval labelled ``coupled`` as H_eval = each row's H_find."""
+    if label == COUPLED:
+        raise LprError(
+            f"{where} = {COUPLED!r} names the coupled arm (H_eval = each row's H_find, "
+            "`coupled = true`): expected another label for a fixed H_eval."
+        )
 
 
 def _transplant(
