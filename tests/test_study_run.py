@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -111,6 +112,21 @@ def test_changed_spec_trains_only_the_new_runs(done, tmp_path):
     # new: 2 find runs (lr=0.3 x 2 seeds) and their 2 h_eval x 2 seeds x 2 sparsities evals
     assert summary.trained == 2 + 8
     assert summary.cached == N_RUNS
+
+
+def test_a_spec_without_transplant_leaves_no_stale_transplant_file(done, tmp_path):
+    """Dropping [transplant] from a spec must not leave the old transplant.nc beside the
+    new decoupled.nc: `lprcausal stats` reads whichever files the folder holds and would
+    test the old design's transplants as this study's."""
+    study, _ = done
+    shutil.copytree(study.results_dir, tmp_path / study.name)
+    plain = Study(spec_dict(transplant=None), store=study.ctx.store.root, results=tmp_path,
+                  engine=QUIET)
+    summary = plain.run()
+    assert summary.trained == 0
+    assert sorted(p.name for p in plain.results_dir.iterdir()) == ["decoupled.nc", "study.json"]
+    assert plain.collect().keys() == {"decoupled", "study"}
+    assert sorted(p.name for p in plain.results_dir.iterdir()) == ["decoupled.nc", "study.json"]
 
 
 # ---------------------------------------------------------------------------- results

@@ -283,6 +283,10 @@ class Study:
     def _collect(self, command: str) -> tuple[list[Path], dict]:
         datasets, stats = collect_datasets(self.graph, self.ctx.store, command)
         files = [save_dataset(ds, self.results_dir / f"{key}.nc") for key, ds in datasets.items()]
+        if "transplant" not in datasets:
+            # a transplant.nc of an earlier spec of this name: stats reads whatever the folder
+            # holds, and would test that old design as this study's
+            (self.results_dir / "transplant.nc").unlink(missing_ok=True)
         record = {
             "study": self.name,
             "title": self.spec.title,
