@@ -123,6 +123,15 @@ def test_eval_grid_extends_the_fixed_h():
     assert [p.train.momentum for p in spec.h_eval] == [0.5, 0.5]
 
 
+def test_a_grid_point_may_leave_the_step_schedule_of_its_base():
+    find = {"iterations": 10, "schedule": "step", "milestones": ["5it"], "gamma": 0.5,
+            "grid": {"schedule": ["step", "cosine"]}}
+    spec = parse_spec(spec_dict(find=find, transplant=None,
+                                eval={"train": {"schedule": "constant"}}))
+    assert [p.train.schedule for p in spec.h_find] == ["step", "cosine"]
+    assert [p.train.schedule for p in spec.h_eval] == ["constant"]
+
+
 def test_without_an_eval_table_h_eval_is_coupled():
     spec = parse_spec(spec_dict(eval=None, transplant=None))
     assert labels(spec.h_eval) == [COUPLED]
@@ -229,6 +238,19 @@ BAD = {
         {"eval": {"points": [{"lr": 0.05, "label": "coupled"}, {"lr": 0.1}]},
          "transplant": None},
         ["eval.points[0].label = 'coupled'", "coupled arm", "another label"],
+    ),
+    # milestones and gamma shape only the step schedule: without it they were ignored
+    "milestones_without_step_schedule": (
+        {"find": {"iterations": 10, "milestones": ["5it"], "grid": {"lr": [0.03, 0.1]}}},
+        ["find.milestones = ['5it']", "schedule = 'constant'", "schedule = 'step'"],
+    ),
+    "gamma_without_step_schedule": (
+        {"eval": {"train": {"lr": 0.05, "schedule": "cosine", "gamma": 0.5}}},
+        ["eval.train.gamma = 0.5", "schedule = 'cosine'", "schedule = 'step'"],
+    ),
+    "grid_milestones_without_step_schedule": (
+        {"find": {"iterations": 10, "grid": {"lr": [0.03, 0.1], "milestones": [["5it"]]}}},
+        ["find.grid", "milestones = ['5it']", "schedule = 'step'"],
     ),
     "bad_seeds": ({"study": {"seeds": 0}}, ["study.seeds = 0", "replicates"]),
     "missing_find_table": ({"find": None}, ["[find] is missing"]),

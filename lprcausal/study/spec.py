@@ -182,7 +182,7 @@ def _parse(raw: Any, source: str, default_name: str) -> StudySpec:
     find = _table(table["find"], "find")
     _check_keys(find, FIND_KEYS, "find")
     base = {k: v for k, v in find.items() if k not in ("grid", "points")}
-    base_h = _train(base, {}, "find")
+    base_h = _train(base, {}, "find", written=base)
     h_find = _with_models(_points(find, base, "find"), models)
     evals = _table(table.get("eval", {}), "eval")
     _check_keys(evals, EVAL_KEYS, "eval")
@@ -344,9 +344,32 @@ def _seeds(value: Any) -> tuple[int, ...]:
     return tuple(value)
 
 
-def _train(base: dict, change: dict, where: str) -> TrainConfig:
-    """``base`` with ``change`` applied (:meth:`TrainConfig.merge`)."""
-    return TrainConfig.from_dict(TrainConfig.merge(base, change), where)
+def _train(base: dict, change: dict, where: str, written: dict | None = None) -> TrainConfig:
+    """``base`` with ``change`` applied (:meth:`TrainConfig.merge`); the fields the user
+    wrote at ``where`` (``written``, default ``change``) must take effect."""
+    train = TrainConfig.from_dict(TrainConfig.merge(base, change), where)
+    _check_step_fields(train, change if written is None else written, where)
+    return train
+
+
+_STEP_FIELDS = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+                if f.name in ("milestones", "gamma")}
+
+
+def _check_step_fields(train: TrainConfig, written: dict, where: str) -> None:
+    """``milestones`` and ``gamma`` shape only ``schedule = "step"``: written for another
+    schedule they would be ignored in training (and still change the run ids)."""
+    if train.schedule == "step":
+        return
+    for key, default in _STEP_FIELDS.items():
+        value = getattr(train, key)
+        if key in written and value != default:
+            shown = list(value) if isinstance(value, tuple) else value  # as written in TOML
+            raise LprError(
+                f"{where}.{key} = {shown!r} is given with schedule = {train.schedule!r}, "
+                f"which ignores it: expected schedule = 'step' (milestones and gamma shape "
+                f"only the step schedule), or no {key}."
+            )
 
 
 def fmt_value(value: Any) -> str:
@@ -394,7 +417,7 @@ def _points(table: dict, base: dict, where: str) -> tuple[HPoint, ...]:
     elif points is not None:
         out = _listed(points, base, where)
     else:
-        out = (HPoint("base", _train(base, {}, where), ()),)
+        out = (HPoint("base", _train(base, {}, where, written=base), ()),)
     _check_unique(out, f"{where}.grid" if grid is not None else f"{where}.points")
     return out
 
