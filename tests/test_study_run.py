@@ -357,6 +357,16 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+def test_workers_without_a_local_cluster_to_size_are_refused(tmp_path):
+    """--workers sizes the LocalCluster of executor 'dask'; elsewhere it was ignored."""
+    study = make(tmp_path)
+    with pytest.raises(LprError, match="workers = 2 is given with executor = 'local'"):
+        study.run("local", workers=2)
+    with pytest.raises(LprError, match="workers = 2 is given with scheduler = 'tcp://"):
+        study.run("dask", scheduler=f"tcp://127.0.0.1:{_closed_port()}", workers=2)
+    assert not (tmp_path / "store").exists()
+
+
 def test_unreachable_scheduler_is_a_clear_error_and_touches_no_store(tmp_path):
     address = f"tcp://127.0.0.1:{_closed_port()}"
     with pytest.raises(LprError, match=f"scheduler = '{address}' is not reachable"):

@@ -218,6 +218,13 @@ class Study:
                 "expected executor = 'dask' (a scheduler address is a Dask "
                 "cluster)."
             )
+        if workers is not None and (executor != "dask" or scheduler):
+            given = f"scheduler = {scheduler!r}" if scheduler else f"executor = {executor!r}"
+            raise LprError(
+                f"workers = {workers!r} is given with {given}, which does not use it: "
+                "expected workers only with executor = 'dask' and no scheduler (it sizes "
+                "the LocalCluster this run starts; a running cluster has its own workers)."
+            )
         show = self.ctx.engine.progress if progress is None else progress
         timer = Timer()
         if executor == "dask":
