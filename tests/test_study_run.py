@@ -386,6 +386,16 @@ def test_unknown_model_fails_before_anything_is_stored(tmp_path):
     assert not (tmp_path / "store").exists()
 
 
+def test_an_eval_warmup_longer_than_training_fails_before_the_find_runs_train(tmp_path):
+    """Known only with the data (epochs vs iterations): it used to stop the study after
+    every find run had trained, without naming the H_eval."""
+    spec = spec_dict(eval={"coupled": True, "train": {"lr": 0.05, "warmup": "5ep"}})
+    with pytest.raises(LprError, match=r"In tiny.toml: H_eval 'lr=0.05,warmup=5ep': "
+                                       r"warmup = '5ep' is longer than training \(10it\)"):
+        make(tmp_path, spec).run()
+    assert RunStore(tmp_path / "store").run_ids() == []
+
+
 # ---------------------------------------------------------------------------- CLI
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     try:

@@ -168,8 +168,18 @@ class Study:
         # seeds do not change what check_find looks at: one spec per H_find suffices
         for spec in {s.replace(seed=0) for s in self.graph.finds.values()}:
             check_find(self.ctx, spec)
-        for train in {e.train for e in self.graph.evals.values()}:
-            train.steps_per_epoch(n_train)
+        # batch size and warmup against the data, per H (warmup in epochs against a length
+        # in iterations is known only now); a coupled arm trains with its H_find
+        for phase, points in (("H_find", self.spec.h_find), ("H_eval", self.spec.h_eval)):
+            for point in points:
+                if point.train is None:
+                    continue
+                try:
+                    point.train.check_fits(n_train)
+                except LprError as exc:
+                    raise LprError(
+                        f"In {self.spec.source}: {phase} {point.label!r}: {exc}"
+                    ) from None
         self._check_cross_transplants()
         return n_train
 
