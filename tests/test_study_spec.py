@@ -252,6 +252,11 @@ BAD = {
         {"find": {"iterations": 10, "grid": {"lr": [0.03, 0.1], "milestones": [["5it"]]}}},
         ["find.grid", "milestones = ['5it']", "schedule = 'step'"],
     ),
+    # a forgotten method = "imp" trained one-shot, the rate ignored
+    "imp_rate_with_oneshot": (
+        {"prune": {"sparsities": [0.5, 0.8], "rate": 0.5}},
+        ["prune.rate = 0.5", "method = 'oneshot'", "method = 'imp'"],
+    ),
     "bad_seeds": ({"study": {"seeds": 0}}, ["study.seeds = 0", "replicates"]),
     "missing_find_table": ({"find": None}, ["[find] is missing"]),
     "unknown_eval_mode": (

@@ -178,7 +178,14 @@ def _parse(raw: Any, source: str, default_name: str) -> StudySpec:
     model_grid = model_table.pop("grid", None)
     model = resolve_model(ModelConfig.from_dict(model_table, "model"), base)
     models = _model_points(model_table, model_grid, base)
-    prune = PruneConfig.from_dict(_table(table.get("prune", {}), "prune"), "prune")
+    prune_table = _table(table.get("prune", {}), "prune")
+    prune = PruneConfig.from_dict(prune_table, "prune")
+    if "rate" in prune_table and prune.method != "imp":
+        raise LprError(
+            f"prune.rate = {prune.rate!r} is given with method = {prune.method!r}, which "
+            "ignores it: expected method = 'imp' (rate is the share of the remaining weights "
+            "each IMP round prunes), or no rate."
+        )
     find = _table(table["find"], "find")
     _check_keys(find, FIND_KEYS, "find")
     base = {k: v for k, v in find.items() if k not in ("grid", "points")}
