@@ -73,6 +73,20 @@ def test_bad_match_options_are_clear_errors(transplant, message):
         parse_spec(models_spec(transplant=transplant))
 
 
+@pytest.mark.parametrize("extra", [{"match": "position"}, {"layer_map": {"fc.weight": 0.5}}])
+def test_match_options_without_a_pair_of_two_models_are_refused(extra):
+    """A pair of one model always matches by name: the option was silently ignored."""
+    same = {"pairs": [["lr=0.1", "lr=0.03"]], **extra}
+    with pytest.raises(LprError, match=r"no transplant pair trains two different models"):
+        parse_spec(spec_dict(transplant=same))
+    grid = models_spec(find={**FIND, "grid": {"lr": [0.1, 0.03]}},
+                       transplant={"pairs": [["widths=8,lr=0.1", "widths=8,lr=0.03"]], **extra})
+    with pytest.raises(LprError, match=r"no transplant pair trains two different models"):
+        parse_spec(grid)
+    grid["transplant"]["pairs"].append(["widths=8,lr=0.1", "widths=24,lr=0.1"])
+    assert parse_spec(grid).transplant.match in ("position", "map")
+
+
 def test_pair_of_two_models_gets_the_cross_design_with_cells_of_weights_b_only():
     graph = build_graph(parse_spec(models_spec()))
     design = graph.designs["widths=8->widths=24"]

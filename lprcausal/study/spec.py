@@ -646,6 +646,14 @@ def _transplant(
         path, _rule, _per = parse_pairs_from(table["pairs_from"], source)
         picked = pick_pairs(path, h_find, h, sparsities)
         pairs = tuple((p.a, p.b) for p in picked)
+    models = {p.label: p.model for p in h_find}
+    if match != "name" and not any(models[a] != models[b] for a, b in pairs):
+        given = "[transplant.layer_map]" if layer_map is not None else f"transplant.match = {match!r}"
+        raise LprError(
+            f"{given} is given, but no transplant pair trains two different models, so it "
+            "would be ignored (a pair of one model takes the other's ratios layer by layer, "
+            "by name): expected it only with a pair of two [model.grid] models."
+        )
     return TransplantPart(
         pairs=pairs, h_eval=h, sparsities=sparsities, alphas=alphas, controls=tuple(controls),
         match=match, layer_map=layer_map, picked=picked,
