@@ -419,10 +419,18 @@ class DataConfig(_Config):
     )
     # the identity of a loader by import path: computed from its file, never typed in
     code: CodeRef | None = field(default=None, metadata={"cli": False})
+    # dataset 'folder': SHA-256 of its image files under --data-root (computed, never typed
+    # in), so runs on other images get other ids; None (every other dataset) is not hashed
+    content: str | None = field(default=None, metadata={"cli": False})
 
     def __post_init__(self):
         if not 0 <= self.val_fraction < 1:
             raise bad_value("val_fraction", self.val_fraction, "0 <= val_fraction < 1")
+        if self.content is not None and self.name != "folder":
+            raise LprError(
+                f"content = {self.content!r} is given for dataset {self.name!r}: expected it "
+                "only for dataset 'folder', where it is computed from the images."
+            )
         if self.image_size is not None and (
             self.name != "folder" or isinstance(self.image_size, bool) or self.image_size < 1
         ):

@@ -13,6 +13,8 @@ from lprcausal.config import DataConfig
 from lprcausal.data import load_dataset
 from lprcausal.data.dataset import holdout_split
 from lprcausal.errors import LprError
+from lprcausal.study import Study
+from lprcausal.train import EngineOptions
 from lprcausal.usercode import resolve_data
 
 
@@ -121,3 +123,33 @@ def test_cli_find_on_a_folder_dataset(capsys, tmp_path):
               "--image-size", "4", "--widths", "8", "--batch-size", "8", "--iterations", "3",
               "--sparsity", "0.5", "--no-progress", "--store", str(tmp_path / "runs"))
     assert "mlp on folder" in out
+
+
+def _folder_study(root, store) -> Study:
+    spec = {"study": {"name": "f", "seeds": 1}, "data": {"name": "folder", "image_size": 4},
+            "model": {"name": "mlp", "widths": [8]}, "prune": {"sparsities": [0.5]},
+            "find": {"batch_size": 8, "iterations": 2}}
+    return Study(spec, store=store, results=store.parent / "results", data_root=root,
+                 engine=EngineOptions(progress=False))
+
+
+def test_folder_runs_on_other_images_are_other_runs(tmp_path):
+    """The run id of a 'folder' dataset includes its images: before, two data roots gave
+    one run id, and a study on the second reused the runs trained on the first."""
+    counts = {"train": {"a": 12, "b": 12}, "test": {"a": 3, "b": 3}}
+    write_folder(tmp_path / "one", counts)
+    write_folder(tmp_path / "two", counts)
+    Image.new("RGB", (6, 5), (200, 0, 0)).save(tmp_path / "two" / "train" / "a" / "0.png")
+    store = tmp_path / "runs"
+    first = _folder_study(tmp_path / "one", store)
+    assert first.run().trained == 2
+    second = _folder_study(tmp_path / "two", store)
+    assert set(second.graph.run_ids()).isdisjoint(first.graph.run_ids())
+    assert second.run().trained == 2
+    assert _folder_study(tmp_path / "one", store).run().trained == 0  # same images: cached
+    # a stored run's images changed on disk: its data is refused, not silently swapped
+    spec = next(iter(first.graph.finds.values()))
+    Image.new("RGB", (6, 5), (0, 200, 0)).save(tmp_path / "one" / "test" / "b" / "1.png")
+    with pytest.raises(LprError, match=r"dataset 'folder' under --data-root .* is not the "
+                                       r"one its runs were made with"):
+        _folder_study(tmp_path / "one", store).ctx.dataset(spec.data)

@@ -10,6 +10,7 @@ so nothing about validation or test samples enters the training inputs.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -50,6 +51,23 @@ def load_folder(
         "folder", norm(x_train), y_train, norm(x_test), y_test, len(classes), val_fraction,
         mean=tuple(float(m) for m in mean), std=tuple(float(s) for s in std),
     )
+
+
+def folder_digest(root: str | os.PathLike) -> str:
+    """SHA-256 over the image files the loader reads under ``root`` (train/ and test/):
+    each file's path relative to ``root`` and its bytes. It identifies the data of runs
+    on dataset 'folder', whose name alone says nothing about the images."""
+    root = Path(root).expanduser()
+    h = hashlib.sha256()
+    for split in ("train", "test"):
+        folder = root / split
+        classes = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        for name in classes:
+            for path in sorted(p for p in (folder / name).glob("*")
+                               if p.suffix.lower() in IMAGE_SUFFIXES):
+                h.update(f"{split}/{name}/{path.name}".encode() + b"\0")
+                h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
 
 
 def _classes(folder: Path) -> list[str]:

@@ -17,6 +17,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import torch
 
@@ -47,9 +48,11 @@ def ensure_finds(ctx: Context, specs: Sequence[FindSpec]) -> list[str]:
     """Run ids of these find specs, training the ones the store lacks.
 
     User code (a model or dataset by import path) not yet identified is identified here,
-    relative to the working directory; the ids are those of the identified specs.
+    relative to the working directory, and so are the images of dataset 'folder'
+    (:meth:`Context.identify`); the ids are those of the identified specs.
     """
     specs = [resolve_find(s) for s in specs]
+    specs = [s if (d := ctx.identify(s.data)) == s.data else replace(s, data=d) for s in specs]
     for spec in specs:
         check_find(ctx, spec)
     return ensure_runs(ctx.store, specs, lambda s, ids, done: _compute(ctx, s, ids, done))

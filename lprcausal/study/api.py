@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 from dataclasses import dataclass, field
@@ -105,8 +106,6 @@ class Study:
     ):
         if isinstance(spec, dict):
             spec = parse_spec(spec, source=source, default_name=name)
-        self.spec: StudySpec = spec
-        self.graph: JobGraph = build_graph(spec)
         self.ctx = ctx or Context.at(
             store,
             data_root=data_root,
@@ -114,6 +113,12 @@ class Study:
             cache_dir=cache_dir,
             engine=engine or EngineOptions(),
         )
+        # the images of dataset 'folder' are part of its runs' identity (their ids)
+        data = self.ctx.identify(spec.data)
+        if data != spec.data:
+            spec = dataclasses.replace(spec, data=data)
+        self.spec: StudySpec = spec
+        self.graph: JobGraph = build_graph(spec)
         self.results_root = Path(results)
 
     @classmethod
