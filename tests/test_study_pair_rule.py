@@ -40,15 +40,22 @@ def spec_with(tmp_path, pairs_from: dict, sparsities=(0.5, 0.8)) -> dict:
     return spec
 
 
-def write_results(tmp_path, n_seeds: int = 3, nan_seed: int | None = None) -> None:
+def write_results(tmp_path, n_seeds: int = 3, nan_seed: int | None = None,
+                  val: bool = True) -> None:
+    """MEANS as validation accuracy; test accuracy ordered the other way round, so a rule
+    that looked at test accuracy would pick other pairs."""
     acc = np.full((len(FINDS), len(EVALS), n_seeds, 2), np.nan)
     for i, f in enumerate(FINDS):
         for s in range(n_seeds):
             acc[i, 1, s, :] = np.array(MEANS[f]) + 0.001 * s  # the same shift for every H_find
     if nan_seed is not None:
         acc[FINDS.index("lr=0.1"), 1, nan_seed, 0] = np.nan
-    ds = decoupled_ds(acc, FINDS, EVALS, sparsities=(0.5, 0.8), configs=False,
+    test = 1.4 - acc  # every test gap is the validation gap with its sign flipped,
+    test[FINDS.index("lr=0.01")] = test[FINDS.index("base")]  # and lr=0.01 ties with base
+    ds = decoupled_ds(test, FINDS, EVALS, sparsities=(0.5, 0.8), configs=False,
                       attrs={"reference_h_find": "base", "reference_h_eval": "base"})
+    if val:
+        ds["val_acc"] = (ds["acc"].dims, acc)
     save_dataset(ds, tmp_path / "results" / "first" / "decoupled.nc")
 
 
@@ -93,8 +100,22 @@ def test_the_plan_prints_the_chosen_pairs(tmp_path):
     write_results(tmp_path)
     spec = load(tmp_path, spec_with(tmp_path, RULE))
     text = str(Study(spec, store=tmp_path / "runs").plan())
-    assert "lr: lr=0.01 -> lr=0.1, decoupled eval accuracy +0.0800 over 3 seeds" in text
+    assert "lr: lr=0.01 -> lr=0.1, decoupled eval validation accuracy +0.0800 over 3 seeds" in text
     assert "batch_size: batch_size=100 -> batch_size=25" in text
+
+
+def test_pairs_are_chosen_on_validation_accuracy_never_on_test(tmp_path):
+    write_results(tmp_path)
+    spec = load(tmp_path, spec_with(tmp_path, RULE))
+    # on test accuracy lr=0.01 ties with base and the sign of every gap flips, so a rule
+    # reading test accuracy would pick lr=0.1 -> base (+0.05 on test) and batch 25 -> 100
+    assert spec.transplant.pairs == (("lr=0.01", "lr=0.1"), ("batch_size=100", "batch_size=25"))
+
+
+def test_decoupled_results_without_validation_accuracy_are_refused(tmp_path):
+    write_results(tmp_path, val=False)
+    with pytest.raises(LprError, match="no validation accuracy .* never on test accuracy"):
+        load(tmp_path, spec_with(tmp_path, RULE))
 
 
 @pytest.mark.parametrize(

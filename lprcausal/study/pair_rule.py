@@ -9,11 +9,14 @@ earlier study (``decoupled.nc``):
 study are grouped by the one field in which each differs from the reference H_find of
 the fixed H_eval (``lr``, ``batch_size``, ...; the reference belongs to every group).
 Within a group, every unordered pair ``{x, y}`` gets its *decoupling effect*: the
-per-seed difference of eval accuracy with that one fixed H_eval, averaged over the
-transplant's sparsities, then over the seeds where both are finite. That is the total
-effect ``TE`` the transplant decomposes. The pair with the largest ``|effect|`` is
-chosen (the first in spec order on a tie), oriented so that ``b`` has the higher
-accuracy (``a`` = source, ``TE > 0``). Groups keep the order of their first point.
+per-seed difference of eval **validation** accuracy with that one fixed H_eval, averaged
+over the transplant's sparsities, then over the seeds where both are finite. That is the
+total effect ``TE`` the transplant decomposes, measured where choosing is allowed: test
+accuracy never selects anything (the mediation study reuses the same seeds and runs, so
+a pair chosen on test would carry its selection bias into the reported effects). The
+pair with the largest ``|effect|`` is chosen (the first in spec order on a tie), oriented
+so that ``b`` has the higher accuracy (``a`` = source, ``TE > 0``). Groups keep the
+order of their first point.
 """
 
 from __future__ import annotations
@@ -39,13 +42,13 @@ class PickedPair:
     group: str
     a: str
     b: str
-    effect: float  # mean over seeds of acc(b) - acc(a), fixed H_eval, mean over sparsities
+    effect: float  # mean over seeds of val_acc(b) - val_acc(a), fixed H_eval and sparsities
     n_seeds: int
     candidates: int  # pairs compared within the group
 
     def describe(self) -> str:
         return (
-            f"{self.group}: {self.a} -> {self.b}, decoupled eval accuracy "
+            f"{self.group}: {self.a} -> {self.b}, decoupled eval validation accuracy "
             f"{self.effect:+.4f} over {self.n_seeds} seeds (largest of {self.candidates} pairs)"
         )
 
@@ -150,7 +153,14 @@ def pick_pairs(
                 f"({', '.join(map(str, have))}): expected the same targets in both studies."
             )
         cols.append(hits[0])
-    sel = ds["acc"].sel(h_eval=h_eval).transpose("h_find", "seed", "sparsity")
+    val = ds.get("val_acc")
+    if val is None or not np.isfinite(val.values).any():
+        raise LprError(
+            f"pairs_from: {path.name} has no validation accuracy (val_acc): pairs are chosen "
+            "on validation accuracy, never on test accuracy. Expected the decoupled results "
+            "of a study whose data keeps a validation split (val_fraction > 0)."
+        )
+    sel = val.sel(h_eval=h_eval).transpose("h_find", "seed", "sparsity")
     acc = sel.values.astype(float)[:, :, cols].mean(axis=2)
     row = {f: i for i, f in enumerate(finds)}
     out = []
