@@ -406,33 +406,27 @@ def test_a_cpu_group_holds_at_most_the_cache_budget_of_activations(monkeypatch):
     assert [r.group_size for r in results] == [2, 2, 2, 2, 1]
 
 
-def test_the_engine_sizes_cpu_groups_in_whole_threads():
-    # 7 runs, at most 3 per group, 2 threads: groups of 2, 2, 3 (not 3, 2, 2 and a thread
-    # idle for a member of each group of 3 but the last)
+@pytest.mark.parametrize(
+    ("n_runs", "sizes"),
+    [
+        # 7 runs: groups of 2, 2, 3 (not 3, 2, 2, with a thread idle for one member of
+        # each group of 3 but the last)
+        (7, [2, 2, 2, 2, 3, 3, 3]),
+        # 6 runs: groups of 2, never one of 4 over the cap
+        (6, [2] * 6),
+    ],
+)
+def test_the_engine_sizes_cpu_groups_in_whole_threads_within_max_members(n_runs, sizes):
     in_shape, widths = FAMILIES["mlp"]
     data, model = synthetic(in_shape), ModelConfig("mlp", widths)
-    jobs = make_jobs(model, data, [dict(iterations=2)] * 7, masks=(False,) * 7)
+    jobs = make_jobs(model, data, [dict(iterations=2)] * n_runs, masks=(False,) * n_runs)
     threads = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(2)  # max_members 3 on 2 threads
     try:
         results = train_many(jobs, data, EngineOptions(device="cpu", progress=False, max_members=3))
     finally:
         torch.set_num_threads(threads)
-    assert [r.group_size for r in results] == [2, 2, 2, 2, 3, 3, 3]
-
-
-def test_max_members_caps_every_cpu_group_in_whole_threads():
-    # 6 runs, max_members 3, 2 threads: groups of 2, never one of 4 over the cap
-    in_shape, widths = FAMILIES["mlp"]
-    data, model = synthetic(in_shape), ModelConfig("mlp", widths)
-    jobs = make_jobs(model, data, [dict(iterations=2)] * 6, masks=(False,) * 6)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        results = train_many(jobs, data, EngineOptions(device="cpu", progress=False, max_members=3))
-    finally:
-        torch.set_num_threads(threads)
-    assert [r.group_size for r in results] == [2] * 6
+    assert [r.group_size for r in results] == sizes
 
 
 def test_mask_of_the_wrong_shape_is_rejected():
