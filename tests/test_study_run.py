@@ -129,6 +129,27 @@ def test_a_spec_without_transplant_leaves_no_stale_transplant_file(done, tmp_pat
     assert sorted(p.name for p in plain.results_dir.iterdir()) == ["decoupled.nc", "study.json"]
 
 
+def test_stats_written_from_results_go_when_the_results_change(done, tmp_path):
+    """stats.nc / anova.nc / dose_fit.nc describe the results they came from: a study that
+    collects the same results again keeps them, one whose results change removes them
+    (`lprcausal figures` would otherwise draw the old tests over the new numbers)."""
+    from lprcausal.results.schema import DERIVED_FILES
+    from lprcausal.stats.report import analyze_results, write_stats
+
+    study, _ = done
+    shutil.copytree(study.results_dir, tmp_path / study.name)
+    same = Study(spec_dict(), store=study.ctx.store.root, results=tmp_path, engine=QUIET,
+                 source="tiny.toml")
+    write_stats(same.results_dir, analyze_results(same.results_dir))
+    assert {p.name for p in same.results_dir.iterdir()} >= set(DERIVED_FILES)
+    assert same.run().trained == 0  # collected again: same numbers, other timestamps
+    assert {p.name for p in same.results_dir.iterdir()} >= set(DERIVED_FILES)
+    fewer = Study(spec_dict(transplant=None), store=study.ctx.store.root, results=tmp_path,
+                  engine=QUIET)
+    assert fewer.run().trained == 0  # other results: the transplant is gone
+    assert not {p.name for p in fewer.results_dir.iterdir()} & set(DERIVED_FILES)
+
+
 # ---------------------------------------------------------------------------- results
 def test_saved_datasets_read_back_identical(done, tmp_path):
     study, _ = done

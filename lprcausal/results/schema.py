@@ -27,6 +27,10 @@ from __future__ import annotations
 
 # The H_eval label of the coupled arm (H_eval = the row's H_find).
 COUPLED = "coupled"
+# What `lprcausal stats` writes beside a study's results, computed from them: stale once
+# the results change (a re-collected study removes them).
+STATS_FILE, ANOVA_FILE, DOSE_FIT_FILE = "stats.nc", "anova.nc", "dose_fit.nc"
+DERIVED_FILES = (STATS_FILE, ANOVA_FILE, DOSE_FIT_FILE)
 # The two runs of a transplant pair: weights and LPR each come from a or b.
 ROLES = ("a", "b")
 # Display names of the multiple-comparison corrections stats.nc records.

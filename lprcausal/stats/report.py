@@ -27,12 +27,12 @@ from lprcausal import __version__
 from lprcausal.errors import LprError, bad_value
 from lprcausal.results.check import check_decoupled, check_transplant
 from lprcausal.results.io import load_results_dir, save_dataset
+from lprcausal.results.schema import ANOVA_FILE, DOSE_FIT_FILE, STATS_FILE
 from lprcausal.stats import analyses
 from lprcausal.stats.paired import min_sign_flip_p
 from lprcausal.stats.records import TestRecord, records_to_dataset
 
 INPUTS = ("decoupled", "transplant")
-STATS_FILE, ANOVA_FILE, DOSE_FIT_FILE = "stats.nc", "anova.nc", "dose_fit.nc"
 # Selection coords of the records, in the order tables show them.
 COORDS = ("pair", "h_eval", "reference", "sparsity", "h_find", "layer")
 SELECTION = "no selection: every test of every family is reported"

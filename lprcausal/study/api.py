@@ -26,7 +26,9 @@ from lprcausal.pipeline.context import prunable_set
 from lprcausal.pipeline.find import check_find
 from lprcausal.provenance import git_commit
 from lprcausal.results.io import load_dataset, save_dataset
+from lprcausal.results.schema import DERIVED_FILES
 from lprcausal.store import atomic_write_bytes
+from lprcausal.study.collect import PROVENANCE_ATTRS
 from lprcausal.study.collect import collect as collect_datasets
 from lprcausal.study.executor import (
     EXECUTORS,
@@ -304,11 +306,19 @@ class Study:
 
     def _collect(self, command: str) -> tuple[list[Path], dict]:
         datasets, stats = collect_datasets(self.graph, self.ctx.store, command)
+        paths = [self.results_dir / f"{key}.nc" for key in ("decoupled", "transplant")]
+        before = [_results_content(p) for p in paths]
         files = [save_dataset(ds, self.results_dir / f"{key}.nc") for key, ds in datasets.items()]
         if "transplant" not in datasets:
             # a transplant.nc of an earlier spec of this name: stats reads whatever the folder
             # holds, and would test that old design as this study's
             (self.results_dir / "transplant.nc").unlink(missing_ok=True)
+        after = [_results_content(p) for p in paths]
+        if not all(_same_content(a, b) for a, b in zip(before, after, strict=True)):
+            # stats.nc & co. describe the results they were computed from: once those change,
+            # `lprcausal figures` would draw old significance marks over the new numbers
+            for name in DERIVED_FILES:
+                (self.results_dir / name).unlink(missing_ok=True)
         record = {
             "study": self.name,
             "title": self.spec.title,
@@ -348,3 +358,22 @@ class Study:
         if not all(p.is_file() for p in paths.values()):
             self.collect()
         return {n: load_dataset(p) for n, p in paths.items()}
+
+
+def _results_content(path: Path) -> xr.Dataset | str | None:
+    """A results file's content without its collection attributes (None: no file)."""
+    if not path.is_file():
+        return None
+    try:
+        ds = load_dataset(path)
+    except LprError:
+        return "unreadable"  # replaced by the new file, whatever it held
+    for key in PROVENANCE_ATTRS:  # how and when the file was made, not what it says
+        ds.attrs.pop(key, None)
+    return ds
+
+
+def _same_content(a: xr.Dataset | str | None, b: xr.Dataset | str | None) -> bool:
+    if isinstance(a, xr.Dataset) and isinstance(b, xr.Dataset):
+        return a.identical(b)
+    return a is None and b is None
