@@ -372,6 +372,19 @@ def test_local_cluster_runs_the_study(tmp_path):
     assert make(tmp_path).run().trained == 0  # the in-process executor finds it all
 
 
+def test_a_dask_task_is_shared_only_by_the_same_runs_into_the_same_store(tmp_path):
+    # Keys named the run ids alone: two studies on one scheduler with other stores would
+    # share a task, and only one store would receive the runs.
+    from lprcausal.study.executor import _task_key
+
+    ids = ["b" * 64, "a" * 64]
+    key = _task_key("find", ids, str(tmp_path / "store"))
+    assert key == _task_key("find", ids[::-1], str(tmp_path / "x" / ".." / "store"))
+    assert key != _task_key("find", ids, str(tmp_path / "other"))
+    assert key != _task_key("eval", ids, str(tmp_path / "store"))
+    assert key != _task_key("find", ids[:1], str(tmp_path / "store"))
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,8 +7,8 @@ chunk claims its runs with per-run file locks, writes each run atomically and wa
 for runs another process holds, so duplicate work never runs twice, and a killed
 study resumes where it stopped.
 
-On Dask each chunk is one task keyed by a hash of its run ids (two clients that
-submit the same chunk share one task); an eval task depends on the find tasks of
+On Dask each chunk is one task keyed by a hash of its store and run ids (two clients
+that submit the same chunk to the same store share one task); an eval task depends on the find tasks of
 the runs it reads, so it starts as soon as they are stored. Each task builds its own
 :class:`Context` on the shared store path.
 
@@ -23,6 +23,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import torch
 
@@ -229,7 +230,8 @@ def run_dask(
     futures = []
     for chunk in chunks(graph, miss_f, size):
         fut = client.submit(
-            _find_task, rt, [graph.finds[i] for i in chunk], key=_task_key("find", chunk)
+            _find_task, rt, [graph.finds[i] for i in chunk],
+            key=_task_key("find", chunk, rt.store),
         )
         futures.append(fut)
         by_find.update(dict.fromkeys(chunk, fut))
@@ -245,7 +247,7 @@ def run_dask(
             rt,
             [graph.evals[i] for i in chunk],
             list(deps.values()),
-            key=_task_key("eval", chunk),
+            key=_task_key("eval", chunk, rt.store),
         )
         futures.append(fut)
         eval_keys.add(fut.key)
@@ -272,8 +274,11 @@ def _dask_chunk(n_runs: int, workers: int) -> int:
     return max(1, min(LOCAL_CHUNK, -(-n_runs // (2 * workers))))
 
 
-def _task_key(kind: str, ids: list[str]) -> str:
-    digest = hashlib.sha256(",".join(sorted(ids)).encode()).hexdigest()[:16]
+def _task_key(kind: str, ids: list[str], store: str) -> str:
+    """The Dask key of a chunk: equal for the same runs into the same store (two studies
+    sharing both share the task), different for another store (its runs must land there)."""
+    where = str(Path(store).expanduser().resolve())
+    digest = hashlib.sha256("\n".join([where, *sorted(ids)]).encode()).hexdigest()[:16]
     return f"lprcausal-{kind}-{digest}"
 
 
