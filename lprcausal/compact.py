@@ -247,9 +247,17 @@ def load_compact(path: str | Path) -> nn.Module:
             f"The file {str(path)!r} has no 'build' metadata: expected a compact model "
             "written by `lprcausal lpr --export-compact`."
         )
-    b = json.loads(meta["build"])
-    widths = tuple(b["widths"]) if b.get("widths") is not None else None
-    full = build_model(b["name"], tuple(b["in_shape"]), b["n_classes"], widths=widths)
+    try:
+        b = json.loads(meta["build"])
+        widths = tuple(b["widths"]) if b.get("widths") is not None else None
+        name, in_shape, n_classes = b["name"], tuple(b["in_shape"]), b["n_classes"]
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise LprError(
+            f"The file {str(path)!r} has 'build' metadata that cannot be read ({exc!r}): "
+            "expected the JSON object of name, in_shape, n_classes and widths that "
+            "`lprcausal lpr --export-compact` writes."
+        ) from None
+    full = build_model(name, in_shape, n_classes, widths=widths)
     units = {k[len("units/") :]: v for k, v in tensors.items() if k.startswith("units/")}
     small = compact_model(full, units)
     small.load_state_dict(

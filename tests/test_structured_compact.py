@@ -188,3 +188,13 @@ def test_compact_files_bad_paths_are_clear_errors(tmp_path):
     small = save_compact(tmp_path / "ok.safetensors", net, units, build)
     x = torch.randn(3, 1, 40)
     torch.testing.assert_close(load_compact(tmp_path / "ok.safetensors")(x), small.eval()(x))
+    # a build without n_classes, and a header that is not JSON
+    save_compact(tmp_path / "broken.safetensors", net, units,
+                 {"name": "mlp", "in_shape": [1, 40], "widths": [6, 4]})
+    from safetensors.torch import save_file
+
+    save_file({"state/x": torch.zeros(1)}, str(tmp_path / "notjson.safetensors"),
+              metadata={"build": "{name: mlp"})
+    for broken in ("broken", "notjson"):
+        with pytest.raises(LprError, match=r"'build' metadata that cannot be read"):
+            load_compact(tmp_path / f"{broken}.safetensors")
