@@ -14,7 +14,7 @@ The public Python API for a user's own model and training loop is importable fro
 - studies: ``Study``.
 """
 
-from importlib import import_module
+from lprcausal.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -48,13 +48,5 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str):
-    # Lazy: `import lprcausal` imports no torch; `lprcausal.find` imports what it needs.
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'lprcausal' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+# Lazy: `import lprcausal` imports no torch; `lprcausal.find` imports what it needs.
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

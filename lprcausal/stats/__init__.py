@@ -9,7 +9,7 @@ Holm within pre-registered families and Benjamini-Hochberg across exploratory gr
 
 from __future__ import annotations
 
-import importlib
+from lprcausal.lazy import lazy_exports
 
 # name -> the module that defines it. Loaded on first use (PEP 562), so that importing a
 # light submodule (``lprcausal.stats.defaults``, for the command line's options) does not
@@ -40,14 +40,4 @@ _WHERE = {
     "within_seed_anova": "lprcausal.stats.anova",
 }
 __all__ = sorted(_WHERE)
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
